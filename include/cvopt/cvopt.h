@@ -1,0 +1,9 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* Everything of libcvopt, the engine. */
+#include "cvopt/errors.h"
+#include "cvopt/tensor.h"
+#include "cvopt/graph.h"
+#include "cvopt/model.h"
+#include "cvopt/engine.h"

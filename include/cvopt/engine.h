@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* Running a graph: graph passes that prepare it, and sessions that run it.
+ * A session owns the activation buffers for one graph and runs it on a
+ * backend; the graph must outlive the session and must not change under it. */
+
+#include <stdint.h>
+
+#include "cvopt/graph.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Passes. Each leaves a valid graph or fails with detail and leaves the
+ * graph unchanged in meaning. */
+
+/* Walks nodes in order, computing every output's dtype and shape; nodes
+ * whose inputs are all constant (and Shape of a known shape) are evaluated
+ * and become constants. Fails on a shape it cannot know ahead of time. */
+int cvopt_graph_infer_shapes(CvoptGraph *g);
+/* Folds inference BatchNormalization into the preceding Conv/Gemm. */
+int cvopt_graph_fold_batchnorm(CvoptGraph *g);
+/* Fuses Relu/Clip/LeakyRelu/HardSwish/Sigmoid/HardSigmoid/Tanh following a
+ * Conv/Gemm/MatMul into that node (attributes "activation", "activation_alpha",
+ * "activation_beta", "activation_min", "activation_max"). */
+int cvopt_graph_fuse_activations(CvoptGraph *g);
+/* Removes Identity/Dropout nodes by rewiring their consumers. */
+int cvopt_graph_remove_identities(CvoptGraph *g);
+/* All of the above in the right order, then prune_unused. */
+int cvopt_graph_optimize(CvoptGraph *g);
+
+typedef struct CvoptSession CvoptSession;
+
+typedef struct CvoptSessionOptions {
+        const char *backend; /* "cpu" (default), later "opencl", "auto" */
+        int threads;         /* 0: backend default */
+} CvoptSessionOptions;
+
+int cvopt_session_new(const CvoptGraph *g, const CvoptSessionOptions *options,
+                      CvoptSession **ret_session);
+CvoptSession *cvopt_session_free(CvoptSession *s);
+
+uint32_t cvopt_session_n_inputs(const CvoptSession *s);
+uint32_t cvopt_session_n_outputs(const CvoptSession *s);
+/* Input tensors have buffers (data) the caller fills before a run. */
+CvoptTensor *cvopt_session_input(CvoptSession *s, uint32_t index);
+const CvoptTensor *cvopt_session_output(const CvoptSession *s, uint32_t index);
+
+int cvopt_session_run(CvoptSession *s);
+
+/* Name of the backend that ran the last run ("cpu-ref", ...). */
+const char *cvopt_session_backend_name(const CvoptSession *s);
+
+#ifdef __cplusplus
+}
+#endif
