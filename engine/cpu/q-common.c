@@ -101,7 +101,7 @@ int q_requant_params(const CvoptNode *n, uint32_t channels, bool float_output, Q
                                        "node '%s' (%s): needs 'multiplier' and 'shift' with 1 or %u ints each",
                                        n->name, cvopt_op_name(n->op), channels);
         for (uint32_t i = 0; i < m->count; i++)
-                if (m->ints[i] < 0 || m->ints[i] > INT32_MAX || s->ints[i] < Q_SHIFT_MIN || s->ints[i] > Q_SHIFT_MAX)
+                if (m->ints[i] < 0 || m->ints[i] > INT32_MAX || s->ints[i] < CVOPT_SHIFT_MIN || s->ints[i] > CVOPT_SHIFT_MAX)
                         return cvopt_error_set(-CVOPT_E_FORMAT, "node '%s' (%s): requantization %u out of range",
                                                n->name, cvopt_op_name(n->op), i);
         p.multiplier = m->ints;

@@ -86,7 +86,7 @@ static int qadd_infer(CvoptGraph *g, CvoptNode *n) {
         if (!same_shape(a, b))
                 return cvopt_error_set(-CVOPT_E_UNSUPPORTED, "node '%s' (QAdd): inputs must have one shape", n->name);
         if (!m || m->type != CVOPT_ATTR_INTS || m->count != 2 || m->ints[0] < 0 || m->ints[0] > INT32_MAX ||
-            m->ints[1] < 0 || m->ints[1] > INT32_MAX || shift < Q_SHIFT_MIN || shift > Q_SHIFT_MAX)
+            m->ints[1] < 0 || m->ints[1] > INT32_MAX || shift < CVOPT_SHIFT_MIN || shift > CVOPT_SHIFT_MAX)
                 return cvopt_error_set(-CVOPT_E_FORMAT, "node '%s' (QAdd): bad multiplier/shift", n->name);
         int64_t lo = cvopt_node_get_int(n, "out_min", 0), hi = cvopt_node_get_int(n, "out_max", 255);
         if (lo < 0 || hi > 255 || lo > hi)
@@ -106,7 +106,7 @@ static int qadd_run(const CvoptNode *n, const CvoptTensor *const *in, CvoptTenso
 
         for (int64_t i = 0; i < count; i++) {
                 int64_t sum = ((int64_t) ad[i] - za) * ma + ((int64_t) bd[i] - zb) * mb;
-                yd[i] = (uint8_t) q_clamp(zy + ((sum + ((int64_t) 1 << (shift - 1))) >> shift), lo, hi);
+                yd[i] = (uint8_t) cvopt_clamp_i32(zy + ((sum + ((int64_t) 1 << (shift - 1))) >> shift), lo, hi);
         }
         return 0;
 }
@@ -171,7 +171,7 @@ static int qconcat_run(const CvoptNode *n, const CvoptTensor *const *in, CvoptTe
                 for (int64_t o = 0; o < outer; o++)
                         for (int64_t k = 0; k < inner; k++)
                                 yd[o * inner_out + offset + k] =
-                                        q_requantize((int32_t) xd[o * inner + k] - zx, (int32_t) params.multiplier[i],
+                                        cvopt_requantize((int32_t) xd[o * inner + k] - zx, (int32_t) params.multiplier[i],
                                                      (int32_t) params.shift[i], zy, params.out_min, params.out_max);
                 offset += inner;
         }

@@ -5,7 +5,7 @@
  * Attribute conventions are in docs/quantization.md. */
 
 #include "cvopt/graph.h"
-#include "q-requant.h"
+#include "cvopt/quant.h"
 #include "ref-ops.h"
 
 /* NULL unless op is a quantized operator (cvopt_op_is_quantized). */
@@ -56,7 +56,7 @@ static inline void q_store(const QRequantParams *p, const CvoptTensor *y, uint32
         }
         uint32_t k = p->count == 1 ? 0 : c;
         int32_t zero_point = y->quant.count ? y->quant.zero_point[0] : 0;
-        uint8_t v = q_requantize(acc, (int32_t) p->multiplier[k], (int32_t) p->shift[k], zero_point,
+        uint8_t v = cvopt_requantize(acc, (int32_t) p->multiplier[k], (int32_t) p->shift[k], zero_point,
                                  p->lut ? 0 : p->out_min, p->lut ? 255 : p->out_max);
         ((uint8_t *) out)[index] = p->lut ? (uint8_t) p->lut[v] : v;
 }

@@ -97,7 +97,7 @@ static int pool_run(const CvoptNode *n, const CvoptTensor *const *in, CvoptTenso
                                 if (is_max)
                                         yd[index] = (uint8_t) (best < 0 ? zx : best);
                                 else
-                                        yd[index] = q_requantize(sum, (int32_t) params.multiplier[count],
+                                        yd[index] = cvopt_requantize(sum, (int32_t) params.multiplier[count],
                                                                  (int32_t) params.shift[count], zy, params.out_min,
                                                                  params.out_max);
                         }
@@ -150,7 +150,7 @@ static int global_run(const CvoptNode *n, const CvoptTensor *const *in, CvoptTen
                 if (n->op == CVOPT_OP_QGLOBAL_MAX_POOL)
                         yd[p] = (uint8_t) best;
                 else
-                        yd[p] = q_requantize(sum, (int32_t) params.multiplier[0], (int32_t) params.shift[0], zy,
+                        yd[p] = cvopt_requantize(sum, (int32_t) params.multiplier[0], (int32_t) params.shift[0], zy,
                                              params.out_min, params.out_max);
         }
         return 0;

@@ -7,3 +7,4 @@
 #include "cvopt/graph.h"
 #include "cvopt/model.h"
 #include "cvopt/engine.h"
+#include "cvopt/quant.h"

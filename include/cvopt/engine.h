@@ -33,9 +33,17 @@ int cvopt_graph_optimize(CvoptGraph *g);
 
 typedef struct CvoptSession CvoptSession;
 
+/* Called after each node runs, with its outputs (valid only during the
+ * call: buffers are reused). The optimizer uses it to collect activation
+ * statistics and layer inputs without the executor keeping every tensor. */
+typedef void (*CvoptNodeObserver)(void *userdata, const CvoptGraph *g, uint32_t node_index,
+                                  const CvoptTensor *const *inputs, const CvoptTensor *const *outputs);
+
 typedef struct CvoptSessionOptions {
         const char *backend; /* "cpu" (default), later "opencl", "auto" */
         int threads;         /* 0: backend default */
+        CvoptNodeObserver observer;
+        void *observer_userdata;
 } CvoptSessionOptions;
 
 int cvopt_session_new(const CvoptGraph *g, const CvoptSessionOptions *options,

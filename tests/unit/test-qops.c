@@ -10,7 +10,7 @@
 #include <math.h>
 
 #include "cpu/q-ops.h"
-#include "cpu/q-requant.h"
+#include "cvopt/quant.h"
 #include "cvopt/cvopt.h"
 #include "macro.h"
 
@@ -41,26 +41,26 @@ static void test_quantize_multiplier(void **state) {
         (void) state;
 
         for (size_t i = 0; i < ELEMENTSOF(values); i++) {
-                assert_int_equal(q_quantize_multiplier(values[i], &m, &s), 0);
+                assert_int_equal(cvopt_quantize_multiplier(values[i], &m, &s), 0);
                 assert_true(m >= (1 << 30));
-                assert_true(s >= Q_SHIFT_MIN && s <= Q_SHIFT_MAX);
+                assert_true(s >= CVOPT_SHIFT_MIN && s <= CVOPT_SHIFT_MAX);
                 assert_true(fabs(ldexp((double) m, -s) - values[i]) <= values[i] * 1e-9);
         }
-        assert_int_equal(q_quantize_multiplier(1e-30, &m, &s), 0);
+        assert_int_equal(cvopt_quantize_multiplier(1e-30, &m, &s), 0);
         assert_int_equal(m, 0);
-        assert_int_equal(q_quantize_multiplier(-1.0, &m, &s), -EINVAL);
-        assert_int_equal(q_quantize_multiplier(ldexp(1.0, 40), &m, &s), -ERANGE);
+        assert_int_equal(cvopt_quantize_multiplier(-1.0, &m, &s), -EINVAL);
+        assert_int_equal(cvopt_quantize_multiplier(ldexp(1.0, 40), &m, &s), -ERANGE);
 
         /* Halves round towards +infinity, for negative values too. */
-        assert_int_equal(q_quantize_multiplier(0.5, &m, &s), 0);
-        assert_int_equal(q_rounding_shift(3, m, s), 2);   /* 1.5 -> 2 */
-        assert_int_equal(q_rounding_shift(-3, m, s), -1); /* -1.5 -> -1 */
-        assert_int_equal(q_rounding_shift(-5, m, s), -2); /* -2.5 -> -2 */
-        assert_int_equal(q_requantize(INT32_MAX, m, s, 0, 0, 255), 255);
-        assert_int_equal(q_requantize(INT32_MIN, m, s, 0, 0, 255), 0);
+        assert_int_equal(cvopt_quantize_multiplier(0.5, &m, &s), 0);
+        assert_int_equal(cvopt_rounding_shift(3, m, s), 2);   /* 1.5 -> 2 */
+        assert_int_equal(cvopt_rounding_shift(-3, m, s), -1); /* -1.5 -> -1 */
+        assert_int_equal(cvopt_rounding_shift(-5, m, s), -2); /* -2.5 -> -2 */
+        assert_int_equal(cvopt_requantize(INT32_MAX, m, s, 0, 0, 255), 255);
+        assert_int_equal(cvopt_requantize(INT32_MIN, m, s, 0, 0, 255), 0);
         /* Identity multiplier (as used when concat scales already agree). */
         for (int v = -300; v <= 300; v++)
-                assert_int_equal(q_rounding_shift(v, 1 << 30, 30), v);
+                assert_int_equal(cvopt_rounding_shift(v, 1 << 30, 30), v);
 }
 
 /* Builds a QConv graph with random data: x [1,C,H,W], w [OC,C/g,3,3]. */
@@ -95,7 +95,7 @@ static void check_qconv(int64_t channels, int64_t out_channels, int64_t group, i
                         sum += wdata[oc * per_group * k * k + i];
                 bdata[oc] = raw_bias[oc] - zx * (int32_t) sum;
                 int32_t m, s;
-                assert_int_equal(q_quantize_multiplier((double) sx * sw[oc] / sy, &m, &s), 0);
+                assert_int_equal(cvopt_quantize_multiplier((double) sx * sw[oc] / sy, &m, &s), 0);
                 mult[oc] = m;
                 shift[oc] = s;
                 out_scale[oc] = sx * sw[oc];
@@ -159,7 +159,7 @@ static void check_qconv(int64_t channels, int64_t out_channels, int64_t group, i
                                         assert_float_equal(((float *) y->data)[at], (float) acc * out_scale[oc], 0);
                                         continue;
                                 }
-                                int32_t expect = q_clamp(zy + q_rounding_shift(acc, (int32_t) mult[oc], (int32_t) shift[oc]), zy, 255);
+                                int32_t expect = cvopt_clamp_i32(zy + cvopt_rounding_shift(acc, (int32_t) mult[oc], (int32_t) shift[oc]), zy, 255);
                                 assert_int_equal(((uint8_t *) y->data)[at], expect);
                                 /* And the integer result means what the float conv means. */
                                 double want = CLAMP(round(real / sy) + zy, zy, 255);

@@ -23,20 +23,24 @@
 
 #include <stdint.h>
 
-#define Q_SHIFT_MIN 1
-#define Q_SHIFT_MAX 62
+#ifdef __cplusplus
+extern "C" {
+#endif
 
-static inline int64_t q_rounding_shift(int64_t value, int32_t multiplier, int32_t shift) {
+#define CVOPT_SHIFT_MIN 1
+#define CVOPT_SHIFT_MAX 62
+
+static inline int64_t cvopt_rounding_shift(int64_t value, int32_t multiplier, int32_t shift) {
         return (value * multiplier + ((int64_t) 1 << (shift - 1))) >> shift;
 }
 
-static inline int32_t q_clamp(int64_t v, int32_t lo, int32_t hi) {
+static inline int32_t cvopt_clamp_i32(int64_t v, int32_t lo, int32_t hi) {
         return v < lo ? lo : v > hi ? hi : (int32_t) v;
 }
 
-static inline uint8_t q_requantize(int32_t acc, int32_t multiplier, int32_t shift, int32_t zero_point,
+static inline uint8_t cvopt_requantize(int32_t acc, int32_t multiplier, int32_t shift, int32_t zero_point,
                                    int32_t out_min, int32_t out_max) {
-        return (uint8_t) q_clamp(zero_point + q_rounding_shift(acc, multiplier, shift), out_min, out_max);
+        return (uint8_t) cvopt_clamp_i32(zero_point + cvopt_rounding_shift(acc, multiplier, shift), out_min, out_max);
 }
 
 /* Splits a positive real multiplier into multiplier * 2^-shift with
@@ -45,4 +49,8 @@ static inline uint8_t q_requantize(int32_t acc, int32_t multiplier, int32_t shif
  * becomes multiplier 0 (the output is then the zero point). Done once, on
  * the host, when a model is quantized: the integers are stored in the
  * model so no backend converts floats at run time. */
-int q_quantize_multiplier(double real, int32_t *ret_multiplier, int32_t *ret_shift);
+int cvopt_quantize_multiplier(double real, int32_t *ret_multiplier, int32_t *ret_shift);
+
+#ifdef __cplusplus
+}
+#endif

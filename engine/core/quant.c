@@ -2,9 +2,9 @@
 #include <errno.h>
 #include <math.h>
 
-#include "q-requant.h"
+#include "cvopt/quant.h"
 
-int q_quantize_multiplier(double real, int32_t *ret_multiplier, int32_t *ret_shift) {
+int cvopt_quantize_multiplier(double real, int32_t *ret_multiplier, int32_t *ret_shift) {
         int exponent;
         double fraction;
         int64_t m;
@@ -14,7 +14,7 @@ int q_quantize_multiplier(double real, int32_t *ret_multiplier, int32_t *ret_shi
                 return -EINVAL;
         if (real == 0) {
                 *ret_multiplier = 0;
-                *ret_shift = Q_SHIFT_MIN;
+                *ret_shift = CVOPT_SHIFT_MIN;
                 return 0;
         }
         fraction = frexp(real, &exponent); /* real = fraction * 2^exponent, fraction in [0.5, 1) */
@@ -24,11 +24,11 @@ int q_quantize_multiplier(double real, int32_t *ret_multiplier, int32_t *ret_shi
                 exponent++;
         }
         shift = 31 - exponent;
-        if (shift < Q_SHIFT_MIN)
+        if (shift < CVOPT_SHIFT_MIN)
                 return -ERANGE;
-        if (shift > Q_SHIFT_MAX) {
+        if (shift > CVOPT_SHIFT_MAX) {
                 *ret_multiplier = 0;
-                *ret_shift = Q_SHIFT_MIN;
+                *ret_shift = CVOPT_SHIFT_MIN;
                 return 0;
         }
         *ret_multiplier = (int32_t) m;
