@@ -424,3 +424,28 @@ int quantize_emit_layer(Builder *b, uint32_t k) {
                              NULL);
         return r < 0 ? r : 1;
 }
+
+int quantize_layer_weights(const CvoptGraph *g, uint32_t node_index, float **ret_weights, int64_t *ret_channels,
+                           int64_t *ret_depth) {
+        Builder b = { .f = g };
+        _cleanup_(layer_done) Layer l = {};
+        const char *why = NULL;
+        float *copy;
+        int r;
+
+        if (node_index >= g->n_nodes || !quantize_is_layer(g, &g->nodes[node_index]))
+                return -EINVAL;
+        r = layer_read(&b, &g->nodes[node_index], &l, &why);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return cvopt_error_set(-CVOPT_E_UNSUPPORTED, "%s", why);
+        copy = malloc((size_t) (l.channels * l.depth) * sizeof(float));
+        if (!copy)
+                return -ENOMEM;
+        memcpy(copy, l.weights, (size_t) (l.channels * l.depth) * sizeof(float));
+        *ret_weights = copy;
+        *ret_channels = l.channels;
+        *ret_depth = l.depth;
+        return 0;
+}

@@ -51,6 +51,11 @@ QuantizeReport *quantize_report_free(QuantizeReport *r);
 int quantize_graph(const CvoptGraph *float_graph, const CalibrationStats *stats, const QuantizeOptions *options,
                    CvoptGraph **ret_graph, QuantizeReport **ret_report);
 
+/* A copy of a Conv/Gemm/MatMul node's weights as [channels][depth] (the
+ * layout QuantizeOptions.node_weights and GPTQ use). */
+int quantize_layer_weights(const CvoptGraph *g, uint32_t node_index, float **ret_weights, int64_t *ret_channels,
+                           int64_t *ret_depth);
+
 /* Per-channel symmetric weight quantization of a [channels, depth] matrix
  * to bits (2..8): scale = max|w| / (2^(bits-1) - 1). */
 void quantize_weights_per_channel(const float *w, int64_t channels, int64_t depth, unsigned bits, int8_t *ret_q,
