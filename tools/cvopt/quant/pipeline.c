@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: MIT */
+#include "gptq.h"
+#include "macro.h"
+#include "pipeline.h"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(CvoptModel *, cvopt_model_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(CvoptGraph *, cvopt_graph_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(CalibrationStats *, calibration_stats_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(GptqStats *, gptq_stats_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(QuantizeReport *, quantize_report_free);
+
+static unsigned node_weight_bits(const CvoptGraph *g, const QuantizeOptions *o, uint32_t k, int32_t first, int32_t last) {
+        const CvoptNode *n = &g->nodes[k];
+        const CvoptTensor *x = cvopt_node_input(g, n, 0), *w = cvopt_node_input(g, n, 1);
+        bool depthwise = n->op == CVOPT_OP_CONV && cvopt_node_get_int(n, "group", 1) > 1 && w->dims[1] == 1 &&
+                         x->ndim == 4 && cvopt_node_get_int(n, "group", 1) == x->dims[1];
+
+        if (o->node_bits && o->node_bits[k])
+                return o->node_bits[k];
+        if (o->weight_bits < 8 && o->keep_edges_8bit && ((int32_t) k == first || (int32_t) k == last || depthwise))
+                return 8;
+        return o->weight_bits;
+}
+
+/* GPTQ per layer: the rounded weights go to the quantizer through
+ * options.node_weights. */
+static int run_gptq(const CvoptGraph *g, size_t n_samples, CalibrationFeed feed, void *userdata,
+                    const QuantizeOptions *o, float **node_weights) {
+        _cleanup_(gptq_stats_freep) GptqStats *stats = NULL;
+        _cleanup_free_ bool *want = calloc(MAX(g->n_nodes, 1u), sizeof(bool));
+        int32_t first = -1, last = -1;
+        int r;
+
+        if (!want)
+                return -ENOMEM;
+        for (uint32_t k = 0; k < g->n_nodes; k++)
+                if (quantize_is_layer(g, &g->nodes[k])) {
+                        if (first < 0)
+                                first = (int32_t) k;
+                        last = (int32_t) k;
+                        want[k] = true;
+                }
+        r = gptq_collect(g, want, n_samples, feed, userdata, &stats);
+        if (r < 0)
+                return r;
+        for (uint32_t i = 0; i < stats->n_layers; i++) {
+                const GptqHessian *h = &stats->layers[i];
+                unsigned bits = node_weight_bits(g, o, h->node, first, last);
+                float *w;
+                int64_t channels, depth;
+
+                if (bits >= 32)
+                        continue;
+                r = quantize_layer_weights(g, h->node, &w, &channels, &depth);
+                if (r < 0)
+                        continue; /* the quantizer keeps this one in float and says why */
+                if (depth != h->depth) {
+                        free(w);
+                        continue;
+                }
+                r = gptq_quantize(h, w, channels, bits);
+                if (r < 0) {
+                        free(w);
+                        return cvopt_error_prefix(r, "node '%s'", g->nodes[h->node].name);
+                }
+                node_weights[h->node] = w;
+        }
+        return 0;
+}
+
+int pipeline_quantize(const CvoptModel *float_model, size_t n_calibration, CalibrationFeed feed, void *userdata,
+                      const PipelineOptions *options, CvoptModel **ret_model, QuantizeReport **ret_report) {
+        const CvoptGraph *g = float_model->graph;
+        _cleanup_(calibration_stats_freep) CalibrationStats *stats = NULL;
+        _cleanup_(cvopt_model_freep) CvoptModel *m = NULL;
+        _cleanup_(quantize_report_freep) QuantizeReport *report = NULL;
+        float **node_weights = NULL;
+        QuantizeOptions quantize = options->quantize;
+        CvoptGraph *q = NULL;
+        int r;
+
+        r = calibration_collect(g, n_calibration, feed, options->progress, userdata, &stats);
+        if (r < 0)
+                return r;
+        if (options->gptq) {
+                node_weights = calloc(MAX(g->n_nodes, 1u), sizeof(float *));
+                if (!node_weights)
+                        return -ENOMEM;
+                size_t n = options->gptq_samples ? MIN(options->gptq_samples, n_calibration) : n_calibration;
+                r = run_gptq(g, n, feed, userdata, &quantize, node_weights);
+                if (r < 0)
+                        goto finish;
+                quantize.node_weights = node_weights;
+        }
+        r = quantize_graph(g, stats, &quantize, &q, &report);
+        if (r < 0)
+                goto finish;
+        r = cvopt_graph_infer_shapes(q);
+        if (r < 0) {
+                cvopt_error_prefix(r, "quantized graph");
+                cvopt_graph_free(q);
+                goto finish;
+        }
+        r = cvopt_model_new(&m);
+        if (r < 0) {
+                cvopt_graph_free(q);
+                goto finish;
+        }
+        cvopt_graph_free(m->graph);
+        m->graph = q;
+        m->input = float_model->input;
+        if (float_model->n_labels) {
+                m->labels = calloc(float_model->n_labels, sizeof(char *));
+                if (!m->labels) {
+                        r = -ENOMEM;
+                        goto finish;
+                }
+                for (uint32_t i = 0; i < float_model->n_labels; i++) {
+                        m->labels[i] = strdup(float_model->labels[i]);
+                        if (!m->labels[i]) {
+                                r = -ENOMEM;
+                                goto finish;
+                        }
+                        m->n_labels = i + 1;
+                }
+        }
+        *ret_model = TAKE_PTR(m);
+        if (ret_report)
+                *ret_report = TAKE_PTR(report);
+        r = 0;
+finish:
+        if (node_weights)
+                for (uint32_t k = 0; k < g->n_nodes; k++)
+                        free(node_weights[k]);
+        free(node_weights);
+        return r;
+}
