@@ -9,43 +9,24 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(CalibrationStats *, calibration_stats_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(GptqStats *, gptq_stats_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(QuantizeReport *, quantize_report_free);
 
-static unsigned node_weight_bits(const CvoptGraph *g, const QuantizeOptions *o, uint32_t k, int32_t first, int32_t last) {
-        const CvoptNode *n = &g->nodes[k];
-        const CvoptTensor *x = cvopt_node_input(g, n, 0), *w = cvopt_node_input(g, n, 1);
-        bool depthwise = n->op == CVOPT_OP_CONV && cvopt_node_get_int(n, "group", 1) > 1 && w->dims[1] == 1 &&
-                         x->ndim == 4 && cvopt_node_get_int(n, "group", 1) == x->dims[1];
-
-        if (o->node_bits && o->node_bits[k])
-                return o->node_bits[k];
-        if (o->weight_bits < 8 && o->keep_edges_8bit && ((int32_t) k == first || (int32_t) k == last || depthwise))
-                return 8;
-        return o->weight_bits;
-}
-
 /* GPTQ per layer: the rounded weights go to the quantizer through
  * options.node_weights. */
 static int run_gptq(const CvoptGraph *g, size_t n_samples, CalibrationFeed feed, void *userdata,
                     const QuantizeOptions *o, float **node_weights) {
         _cleanup_(gptq_stats_freep) GptqStats *stats = NULL;
         _cleanup_free_ bool *want = calloc(MAX(g->n_nodes, 1u), sizeof(bool));
-        int32_t first = -1, last = -1;
         int r;
 
         if (!want)
                 return -ENOMEM;
         for (uint32_t k = 0; k < g->n_nodes; k++)
-                if (quantize_is_layer(g, &g->nodes[k])) {
-                        if (first < 0)
-                                first = (int32_t) k;
-                        last = (int32_t) k;
-                        want[k] = true;
-                }
+                want[k] = quantize_is_layer(g, &g->nodes[k]);
         r = gptq_collect(g, want, n_samples, feed, userdata, &stats);
         if (r < 0)
                 return r;
         for (uint32_t i = 0; i < stats->n_layers; i++) {
                 const GptqHessian *h = &stats->layers[i];
-                unsigned bits = node_weight_bits(g, o, h->node, first, last);
+                unsigned bits = quantize_layer_bits(g, o, h->node);
                 float *w;
                 int64_t channels, depth;
 

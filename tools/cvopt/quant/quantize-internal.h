@@ -13,7 +13,6 @@ typedef struct Builder {
         float *scale;      /* f tensor -> chosen activation scale (0: not chosen yet) */
         int32_t *zero_point;
         QuantizeReport *report;
-        int32_t first_layer, last_layer; /* f node indices of the first/last conv or gemm */
         uint32_t n_float_nodes[_CVOPT_OP_MAX];
 } Builder;
 
@@ -25,11 +24,9 @@ int builder_quant_version(Builder *b, int32_t ft, int32_t *ret);
 int builder_quant_output(Builder *b, int32_t ft, int32_t same_as, int32_t *ret);
 int builder_copy_attrs(const CvoptNode *from, CvoptNode *to);
 
-void builder_find_edges(Builder *b);
 /* 1: emitted quantized; 0: the caller emits it in float; < 0: error. */
 int builder_emit_quantized(Builder *b, uint32_t node_index);
 
-bool quantize_is_layer(const CvoptGraph *g, const CvoptNode *n);
 int quantize_emit_layer(Builder *b, uint32_t node_index);
 int quantize_resolve_pads(const CvoptNode *n, const CvoptTensor *x, int64_t kernel_h, int64_t kernel_w,
                           int64_t ret_pads[4]);

@@ -19,7 +19,6 @@ typedef struct Layer {
         const float *weights; /* [channels][depth] */
         float *owned_weights; /* a transposed copy, when needed */
         float *bias;          /* [channels], owned */
-        bool depthwise;
 } Layer;
 
 static void layer_done(Layer *l) {
@@ -33,16 +32,6 @@ bool quantize_is_layer(const CvoptGraph *g, const CvoptNode *n) {
         if (n->op != CVOPT_OP_CONV && n->op != CVOPT_OP_GEMM && n->op != CVOPT_OP_MATMUL)
                 return false;
         return w && w->is_constant && w->dtype == CVOPT_DTYPE_FLOAT32;
-}
-
-void builder_find_edges(Builder *b) {
-        b->first_layer = b->last_layer = -1;
-        for (uint32_t k = 0; k < b->f->n_nodes; k++)
-                if (quantize_is_layer(b->f, &b->f->nodes[k])) {
-                        if (b->first_layer < 0)
-                                b->first_layer = (int32_t) k;
-                        b->last_layer = (int32_t) k;
-                }
 }
 
 static int add_layer_report(Builder *b, const CvoptNode *n, unsigned bits, uint64_t params, uint64_t bytes,
@@ -80,8 +69,6 @@ static int layer_read(Builder *b, const CvoptNode *n, Layer *l, const char **ret
                 }
                 l->channels = w->dims[0];
                 l->depth = w->dims[1] * w->dims[2] * w->dims[3];
-                int64_t group = cvopt_node_get_int(n, "group", 1);
-                l->depthwise = group > 1 && group == x->dims[1] && w->dims[1] == 1;
         } else {
                 if (x->ndim != 2 || w->ndim != 2) {
                         *ret_why = "only 2-D matrix products have an int8 kernel";
@@ -129,13 +116,28 @@ static int layer_read(Builder *b, const CvoptNode *n, Layer *l, const char **ret
         return 1;
 }
 
-static unsigned layer_bits(Builder *b, uint32_t k, const Layer *l) {
-        const QuantizeOptions *o = b->options;
+static bool is_depthwise(const CvoptGraph *g, const CvoptNode *n) {
+        const CvoptTensor *x = cvopt_node_input(g, n, 0), *w = cvopt_node_input(g, n, 1);
+        int64_t group = cvopt_node_get_int(n, "group", 1);
+
+        return n->op == CVOPT_OP_CONV && group > 1 && x && w && x->ndim == 4 && w->ndim == 4 && group == x->dims[1] &&
+               w->dims[1] == 1;
+}
+
+unsigned quantize_layer_bits(const CvoptGraph *g, const QuantizeOptions *o, uint32_t k) {
+        int32_t first = -1, last = -1;
 
         if (o->node_bits && o->node_bits[k])
                 return o->node_bits[k];
-        if (o->weight_bits < 8 && o->keep_edges_8bit &&
-            ((int32_t) k == b->first_layer || (int32_t) k == b->last_layer || l->depthwise))
+        if (o->weight_bits >= 8 || !o->keep_edges_8bit)
+                return o->weight_bits;
+        for (uint32_t i = 0; i < g->n_nodes; i++)
+                if (quantize_is_layer(g, &g->nodes[i])) {
+                        if (first < 0)
+                                first = (int32_t) i;
+                        last = (int32_t) i;
+                }
+        if ((int32_t) k == first || (int32_t) k == last || is_depthwise(g, &g->nodes[k]))
                 return 8;
         return o->weight_bits;
 }
@@ -264,7 +266,7 @@ int quantize_emit_layer(Builder *b, uint32_t k) {
         if (r <= 0)
                 return r < 0 ? r : keep_float(b, n, why);
 
-        const unsigned bits = layer_bits(b, k, &l);
+        const unsigned bits = quantize_layer_bits(b->f, b->options, k);
         if (bits >= 32)
                 return keep_float(b, n, "kept in float by request");
         if ((r = builder_quant_version(b, n->inputs[0], &xq)) < 0)

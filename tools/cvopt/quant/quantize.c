@@ -292,7 +292,6 @@ int quantize_graph(const CvoptGraph *float_graph, const CalibrationStats *stats,
                 .f = float_graph, .stats = stats, .options = options, .q = q, .as_float = as_float,
                 .as_quant = as_quant, .scale = scale, .zero_point = zero_point, .report = report,
         };
-        builder_find_edges(&b);
 
         for (uint32_t i = 0; i < float_graph->n_inputs; i++) {
                 int32_t ft = float_graph->inputs[i];

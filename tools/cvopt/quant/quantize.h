@@ -51,6 +51,14 @@ QuantizeReport *quantize_report_free(QuantizeReport *r);
 int quantize_graph(const CvoptGraph *float_graph, const CalibrationStats *stats, const QuantizeOptions *options,
                    CvoptGraph **ret_graph, QuantizeReport **ret_report);
 
+/* Conv, Gemm or MatMul with constant float weights: what gets quantized
+ * per channel. */
+bool quantize_is_layer(const CvoptGraph *g, const CvoptNode *n);
+
+/* Weight bits for layer node k under o: the per-node override, else 8 for
+ * the first/last/depthwise layers when keep_edges_8bit, else weight_bits. */
+unsigned quantize_layer_bits(const CvoptGraph *g, const QuantizeOptions *o, uint32_t k);
+
 /* A copy of a Conv/Gemm/MatMul node's weights as [channels][depth] (the
  * layout QuantizeOptions.node_weights and GPTQ use). */
 int quantize_layer_weights(const CvoptGraph *g, uint32_t node_index, float **ret_weights, int64_t *ret_channels,
