@@ -7,9 +7,6 @@
 #include "cvopt/graph.h"
 #include "cvopt/model.h"
 #include "cvopt/engine.h"
-<<<<<<< HEAD
 #include "cvopt/quant.h"
-=======
 #include "cvopt/image.h"
 #include "cvopt/dataset.h"
->>>>>>> data
