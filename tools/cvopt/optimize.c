@@ -1,0 +1,250 @@
+/* SPDX-License-Identifier: MIT */
+#include <stdio.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "data-source.h"
+#include "eval.h"
+#include "macro.h"
+#include "optimize.h"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(CvoptDataset *, cvopt_dataset_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(CvoptModel *, cvopt_model_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(QuantizeReport *, quantize_report_free);
+
+typedef struct Progress {
+        bool enabled;
+        const char *what;
+} Progress;
+
+static void show_progress(void *userdata, size_t done, size_t total) {
+        const Progress *p = userdata;
+
+        if (!p->enabled || (done != total && done % 64 != 0))
+                return;
+        fprintf(stderr, "\r%s: %zu/%zu%s", p->what, done, total, done == total ? "\n" : "");
+}
+
+static void show_calibration(void *userdata, unsigned pass, size_t done, size_t total) {
+        const DataSource *s = userdata;
+        (void) s;
+        if (done == total || done % 64 == 0)
+                fprintf(stderr, "\rcalibration pass %u: %zu/%zu%s", pass, done, total, done == total ? "\n" : "");
+}
+
+static int measure(const CvoptModel *m, const CvoptDataset *val, const CvoptDataset *train, const size_t *train_indices,
+                   const OptimizeArgs *args, const char *label, ModelNumbers *n) {
+        DataSource source;
+        EvalResult result = {};
+        BenchResult bench = {};
+        Progress progress = { .enabled = args->progress };
+        char what[64];
+        int r;
+
+        r = data_source_init(&source, val, m, args->val_limit);
+        if (r < 0)
+                return r;
+        snprintf(what, sizeof(what), "%s: validation", label);
+        progress.what = what;
+        r = eval_graph(m->graph, source.count, cvopt_dataset_n_classes(val), data_source_fetch, &source,
+                       &(EvalOptions) { .backend = args->backend, .progress = show_progress, .progress_userdata = &progress },
+                       &result);
+        if (r < 0)
+                return r;
+        n->top1 = result.top1;
+        n->top5 = result.top5;
+        n->n_val = result.n;
+        eval_result_done(&result);
+        if (train && args->train_sample) {
+                r = data_source_init(&source, train, m, 0);
+                if (r < 0)
+                        return r;
+                source.indices = train_indices;
+                source.count = args->train_sample;
+                snprintf(what, sizeof(what), "%s: training sample", label);
+                r = eval_graph(m->graph, source.count, cvopt_dataset_n_classes(train), data_source_fetch, &source,
+                               &(EvalOptions) { .backend = args->backend, .progress = show_progress, .progress_userdata = &progress },
+                               &result);
+                if (r < 0)
+                        return r;
+                n->train_top1 = result.top1;
+                n->n_train = result.n;
+                eval_result_done(&result);
+        }
+        r = bench_graph(m->graph, &(BenchOptions) { .backend = args->backend, .warmup_runs = 10, .runs = args->bench_runs },
+                        &bench);
+        if (r < 0)
+                return r;
+        n->latency_ms = bench.median_ms;
+        n->latency_p90_ms = bench.p90_ms;
+        snprintf(n->backend, sizeof(n->backend), "%s", bench.backend);
+        bench_result_done(&bench);
+        return 0;
+}
+
+static int file_size(const char *path, uint64_t *ret) {
+        struct stat st;
+
+        if (stat(path, &st) < 0)
+                return cvopt_error_set(-errno, "%s: %m", path);
+        *ret = (uint64_t) st.st_size;
+        return 0;
+}
+
+static double now_sec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+static void describe(const OptimizeArgs *args, const QuantizeReport *layers, OptimizeReport *report) {
+        const PipelineOptions *p = &args->pipeline;
+        uint64_t params = 0, params_float = 0;
+        unsigned at8 = 0, at4 = 0, kept = 0;
+        size_t used;
+
+        for (uint32_t i = 0; i < layers->n_layers; i++) {
+                const LayerReport *l = &layers->layers[i];
+
+                params += l->params;
+                if (l->bits >= 32) {
+                        kept++;
+                        params_float += l->params;
+                } else if (l->bits <= 4)
+                        at4++;
+                else
+                        at8++;
+        }
+        snprintf(report->settings, sizeof(report->settings), "%s weights (per-channel), uint8 activations, %s calibration%s%s",
+                 p->quantize.weight_bits <= 4 ? "int4" : "int8", calibration_method_name(p->quantize.calibration),
+                 p->quantize.bias_correction ? ", bias correction" : "", p->gptq ? ", GPTQ rounding" : "");
+        used = (size_t) snprintf(report->summary, sizeof(report->summary),
+                                 "Quantized %u of %u weighted layers: %u with 8-bit and %u with 4-bit weights "
+                                 "(%llu of %llu parameters quantized); %u left in float. ",
+                                 at8 + at4, layers->n_layers, at8, at4, (unsigned long long) (params - params_float),
+                                 (unsigned long long) params, kept);
+        if (used < sizeof(report->summary))
+                used += (size_t) snprintf(report->summary + used, sizeof(report->summary) - used,
+                                          "Activations are uint8 with ranges from %zu calibration images of the training split. ",
+                                          report->n_calibration);
+        if (used < sizeof(report->summary) && layers->n_float_ops)
+                used += (size_t) snprintf(report->summary + used, sizeof(report->summary) - used,
+                                          "Ops without an int8 kernel stay in float: %s. ", layers->float_ops);
+        if (used < sizeof(report->summary))
+                snprintf(report->summary + used, sizeof(report->summary) - used,
+                         "Cost: %+.2f top-1 points for a %.2fx smaller file and %.2fx lower latency.",
+                         report->after.top1 - report->before.top1,
+                         report->after.size_bytes ? (double) report->before.size_bytes / report->after.size_bytes : 0,
+                         report->after.latency_ms > 0 ? report->before.latency_ms / report->after.latency_ms : 0);
+}
+
+int optimize_run(const CvoptModel *float_model, const OptimizeArgs *args, OptimizeReport *ret_report,
+                 QuantizeReport **ret_layers) {
+        _cleanup_(cvopt_dataset_freep) CvoptDataset *calib = NULL, *val = NULL;
+        _cleanup_(cvopt_model_freep) CvoptModel *quantized = NULL;
+        _cleanup_(quantize_report_freep) QuantizeReport *layers = NULL;
+        _cleanup_free_ size_t *calib_indices = NULL, *train_indices = NULL;
+        OptimizeReport report = { .source = args->source_path, .val_spec = args->val_spec, .calib_spec = args->calib_spec };
+        PipelineOptions pipeline = args->pipeline;
+        DataSource calib_source;
+        double start = now_sec();
+        int r;
+
+        r = cvopt_dataset_open(args->calib_spec, &calib);
+        if (r < 0)
+                return r;
+        r = cvopt_dataset_open(args->val_spec, &val);
+        if (r < 0)
+                return r;
+        if (args->calib_count == 0 || args->calib_count > cvopt_dataset_count(calib))
+                return cvopt_error_set(-CVOPT_E_DATA, "%s has %zu images; asked for %zu calibration images",
+                                       args->calib_spec, cvopt_dataset_count(calib), args->calib_count);
+        calib_indices = calloc(args->calib_count, sizeof(size_t));
+        if (!calib_indices)
+                return -ENOMEM;
+        r = cvopt_dataset_sample(calib, args->calib_count, args->seed, calib_indices);
+        if (r < 0)
+                return r;
+        /* The training-split accuracy sample is drawn with another seed, so
+         * it is not the calibration subset itself. */
+        size_t train_sample = MIN(args->train_sample, cvopt_dataset_count(calib));
+        if (train_sample) {
+                train_indices = calloc(train_sample, sizeof(size_t));
+                if (!train_indices)
+                        return -ENOMEM;
+                r = cvopt_dataset_sample(calib, train_sample, args->seed ^ 0x5eedULL, train_indices);
+                if (r < 0)
+                        return r;
+        }
+        OptimizeArgs measured = *args;
+        measured.train_sample = train_sample;
+
+        report.before.path = args->source_path;
+        r = file_size(args->source_path, &report.before.size_bytes);
+        if (r < 0)
+                return r;
+        r = measure(float_model, val, calib, train_indices, &measured, "float", &report.before);
+        if (r < 0)
+                return r;
+
+        r = data_source_init(&calib_source, calib, float_model, 0);
+        if (r < 0)
+                return r;
+        calib_source.indices = calib_indices;
+        calib_source.count = args->calib_count;
+        report.n_calibration = args->calib_count;
+        pipeline.progress = args->progress ? show_calibration : NULL;
+
+        if (pipeline.gptq && args->compare_rounding) {
+                /* The same settings without GPTQ, measured for the report. */
+                _cleanup_(cvopt_model_freep) CvoptModel *plain = NULL;
+                PipelineOptions rounding = pipeline;
+                ModelNumbers n = {};
+
+                rounding.gptq = false;
+                r = pipeline_quantize(float_model, calib_source.count, data_source_feed, &calib_source, &rounding, &plain, NULL);
+                if (r < 0)
+                        return r;
+                OptimizeArgs quick = measured;
+                quick.train_sample = 0;
+                r = measure(plain, val, NULL, NULL, &quick, "plain rounding", &n);
+                if (r < 0)
+                        return r;
+                ReportVariant *v = &report.variants[report.n_variants++];
+                snprintf(v->name, sizeof(v->name), "%u-bit weights, plain rounding", pipeline.quantize.weight_bits);
+                v->top1 = n.top1;
+                v->top5 = n.top5;
+                r = cvopt_model_serialized_size(plain, &v->size_bytes);
+                if (r < 0)
+                        return r;
+        }
+
+        r = pipeline_quantize(float_model, calib_source.count, data_source_feed, &calib_source, &pipeline, &quantized, &layers);
+        if (r < 0)
+                return r;
+        r = cvopt_model_save(quantized, args->output_path);
+        if (r < 0)
+                return r;
+        report.after.path = args->output_path;
+        r = file_size(args->output_path, &report.after.size_bytes);
+        if (r < 0)
+                return r;
+        r = measure(quantized, val, calib, train_indices, &measured, "quantized", &report.after);
+        if (r < 0)
+                return r;
+        if (pipeline.gptq && args->compare_rounding) {
+                ReportVariant *v = &report.variants[report.n_variants++];
+                snprintf(v->name, sizeof(v->name), "%u-bit weights, GPTQ", pipeline.quantize.weight_bits);
+                v->top1 = report.after.top1;
+                v->top5 = report.after.top5;
+                v->size_bytes = report.after.size_bytes;
+        }
+        report.seconds = now_sec() - start;
+        describe(args, layers, &report);
+        *ret_report = report;
+        *ret_layers = TAKE_PTR(layers);
+        return 0;
+}
