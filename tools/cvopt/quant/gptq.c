@@ -223,7 +223,57 @@ int gptq_inverse_cholesky_upper(double *h, int64_t n) {
 /* GPTQ's dampening: 1% of the mean diagonal keeps H well conditioned. */
 #define GPTQ_DAMP 0.01
 
-static int gptq_block(const GptqHessian *h, int64_t b, float *w, int64_t channels, const float *scale, int qmax) {
+/* Weights removed in batch [i1, i2) of a block. Unstructured: per row,
+ * the `sparsity` fraction with the least w^2 / U_ii^2 (SparseGPT's OBS
+ * saliency) within the batch; N:M: per row and group of m columns, the
+ * m - n least salient. Fixed masks (mask already filled) are kept. */
+static void obs_select(const ObsPrune *prune, const float *w, int64_t depth, int64_t start, int64_t channels,
+                       const double *u, int64_t m, int64_t i1, int64_t i2, uint8_t *mask) {
+        const int64_t width = i2 - i1;
+        double saliency[GPTQ_BATCH];
+
+        for (int64_t c = 0; c < channels; c++) {
+                const float *row = w + c * depth + start;
+                uint8_t *row_mask = mask + c * depth + start;
+
+                for (int64_t i = i1; i < i2; i++) {
+                        double d = u[i * m + i];
+                        saliency[i - i1] = (double) row[i] * row[i] / (d * d);
+                }
+                if (prune->n_keep > 0) {
+                        const int64_t group = prune->m_group;
+
+                        for (int64_t g0 = i1; g0 < i2; g0 += group)
+                                for (int64_t drop = 0; drop < group - prune->n_keep; drop++) {
+                                        int64_t best = -1;
+
+                                        for (int64_t i = g0; i < MIN(g0 + group, i2); i++)
+                                                if (!row_mask[i] && (best < 0 || saliency[i - i1] < saliency[best - i1]))
+                                                        best = i;
+                                        if (best >= 0)
+                                                row_mask[best] = 1;
+                                }
+                        continue;
+                }
+                /* Unstructured: prune the k least salient of this batch. */
+                int64_t k = (int64_t) (prune->sparsity * (double) width + 0.5);
+                for (int64_t j = 0; j < k; j++) {
+                        int64_t best = -1;
+
+                        for (int64_t i = i1; i < i2; i++)
+                                if (!row_mask[i] && (best < 0 || saliency[i - i1] < saliency[best - i1]))
+                                        best = i;
+                        if (best >= 0)
+                                row_mask[best] = 1;
+                }
+        }
+}
+
+/* One diagonal block of H: OBS updates for each column in turn — the
+ * column is rounded to the grid (scale non-NULL) and/or zeroed where
+ * pruned, and its error is spread over the columns not yet done. */
+static int obs_block(const GptqHessian *h, int64_t b, float *w, int64_t channels, const float *scale, int qmax,
+                     const ObsPrune *prune, uint8_t *mask) {
         const int64_t start = b * h->block, m = MIN(h->block, h->depth - start);
         _cleanup_free_ double *u = malloc((size_t) (m * m) * sizeof(double));
         _cleanup_free_ double *err = malloc((size_t) (channels * GPTQ_BATCH) * sizeof(double));
@@ -255,13 +305,18 @@ static int gptq_block(const GptqHessian *h, int64_t b, float *w, int64_t channel
         for (int64_t i1 = 0; i1 < m; i1 += GPTQ_BATCH) {
                 const int64_t i2 = MIN(i1 + GPTQ_BATCH, m);
 
+                if (prune && prune->adaptive)
+                        obs_select(prune, w, h->depth, start, channels, u, m, i1, i2, mask);
                 for (int64_t i = i1; i < i2; i++) {
                         const double d = u[i * m + i];
 
                         for (int64_t c = 0; c < channels; c++) {
                                 float *row = w + c * h->depth + start;
                                 const double v = row[i];
-                                const double q = (double) CLAMP(lround(v / scale[c]), -qmax, qmax) * scale[c];
+                                double q = scale ? (double) CLAMP(lround(v / scale[c]), -qmax, qmax) * scale[c] : v;
+
+                                if (mask && mask[c * h->depth + start + i])
+                                        q = 0;
                                 const double e = (v - q) / d;
 
                                 row[i] = (float) q;
@@ -288,19 +343,29 @@ static int gptq_block(const GptqHessian *h, int64_t b, float *w, int64_t channel
 }
 
 int gptq_quantize(const GptqHessian *h, float *w, int64_t channels, unsigned bits) {
-        _cleanup_free_ int8_t *q = malloc((size_t) (channels * h->depth));
-        _cleanup_free_ float *scale = malloc((size_t) channels * sizeof(float));
-        const int qmax = (1 << (bits - 1)) - 1;
+        return obs_solve(h, w, channels, bits, NULL, NULL);
+}
+
+int obs_solve(const GptqHessian *h, float *w, int64_t channels, unsigned bits, const ObsPrune *prune, uint8_t *mask) {
+        _cleanup_free_ int8_t *q = NULL;
+        _cleanup_free_ float *scale = NULL;
+        const int qmax = bits ? (1 << (bits - 1)) - 1 : 0;
         int r;
 
-        if (!q || !scale)
-                return -ENOMEM;
         if (h->samples == 0)
                 return cvopt_error_set(-CVOPT_E_DATA, "GPTQ: no calibration inputs reached the layer");
-        /* The grid is fixed by the original weights' ranges, as in GPTQ. */
-        quantize_weights_per_channel(w, channels, h->depth, bits, q, scale);
+        if (prune && prune->adaptive && !mask)
+                return -EINVAL;
+        if (bits) {
+                q = malloc((size_t) (channels * h->depth));
+                scale = malloc((size_t) channels * sizeof(float));
+                if (!q || !scale)
+                        return -ENOMEM;
+                /* The grid is fixed by the original weights' ranges, as in GPTQ. */
+                quantize_weights_per_channel(w, channels, h->depth, bits, q, scale);
+        }
         for (int64_t b = 0; b * h->block < h->depth; b++) {
-                r = gptq_block(h, b, w, channels, scale, qmax);
+                r = obs_block(h, b, w, channels, scale, qmax, prune, mask);
                 if (r < 0)
                         return cvopt_error_set(r, "GPTQ: layer input statistics are degenerate");
         }

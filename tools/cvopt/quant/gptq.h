@@ -43,6 +43,20 @@ const GptqHessian *gptq_find(const GptqStats *s, uint32_t node);
  * weights), compensating errors with H. On return w holds grid values. */
 int gptq_quantize(const GptqHessian *h, float *w, int64_t channels, unsigned bits);
 
+/* Pruning inside the same OBS pass (SparseGPT, Frantar & Alistarh 2023). */
+typedef struct ObsPrune {
+        bool adaptive;   /* choose the mask during the pass, per batch of columns */
+        double sparsity; /* unstructured: fraction removed */
+        int n_keep;      /* N:M: keep n_keep of every m_group (0: unstructured) */
+        int m_group;
+} ObsPrune;
+
+/* The general solver: bits 0 leaves values unrounded (pruning alone).
+ * mask [channels][depth], 1 = removed: filled during the pass when
+ * prune->adaptive, else read as a fixed mask (NULL: nothing removed).
+ * Removed weights end exactly 0; the others carry the compensation. */
+int obs_solve(const GptqHessian *h, float *w, int64_t channels, unsigned bits, const ObsPrune *prune, uint8_t *mask);
+
 /* Lower-level pieces, exposed for tests: the upper-triangular U with
  * H^-1 = U^T U, for a dense symmetric positive definite n x n matrix
  * (row-major, overwritten). */

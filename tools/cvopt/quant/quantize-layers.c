@@ -451,3 +451,31 @@ int quantize_layer_weights(const CvoptGraph *g, uint32_t node_index, float **ret
         *ret_depth = l.depth;
         return 0;
 }
+
+int quantize_layer_store_weights(CvoptGraph *g, uint32_t node_index, const float *weights) {
+        const CvoptNode *n;
+        CvoptTensor *t;
+        bool transposed;
+        int64_t channels, depth;
+        float *copy;
+
+        if (node_index >= g->n_nodes || !quantize_is_layer(g, &g->nodes[node_index]))
+                return -EINVAL;
+        n = &g->nodes[node_index];
+        t = cvopt_node_input(g, n, 1);
+        transposed = n->op == CVOPT_OP_MATMUL || (n->op == CVOPT_OP_GEMM && cvopt_node_get_int(n, "transB", 0) == 0);
+        channels = transposed ? t->dims[1] : t->dims[0];
+        depth = cvopt_tensor_count(t) / MAX(channels, 1);
+        copy = malloc(cvopt_tensor_bytes(t));
+        if (!copy)
+                return -ENOMEM;
+        for (int64_t c = 0; c < channels; c++)
+                for (int64_t k = 0; k < depth; k++)
+                        copy[transposed ? k * channels + c : c * depth + k] = weights[c * depth + k];
+        /* A new buffer: the old one may be a read-only mapping of a file. */
+        if (t->owns_data)
+                free(t->data);
+        t->data = copy;
+        t->owns_data = true;
+        return 0;
+}

@@ -64,6 +64,10 @@ unsigned quantize_layer_bits(const CvoptGraph *g, const QuantizeOptions *o, uint
 int quantize_layer_weights(const CvoptGraph *g, uint32_t node_index, float **ret_weights, int64_t *ret_channels,
                            int64_t *ret_depth);
 
+/* Writes weights [channels][depth] back into the node's weight tensor (in
+ * its own layout), into a newly allocated buffer. */
+int quantize_layer_store_weights(CvoptGraph *g, uint32_t node_index, const float *weights);
+
 /* Per-channel symmetric weight quantization of a [channels, depth] matrix
  * to bits (2..8): scale = max|w| / (2^(bits-1) - 1). */
 void quantize_weights_per_channel(const float *w, int64_t channels, int64_t depth, unsigned bits, int8_t *ret_q,
