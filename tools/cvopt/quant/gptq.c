@@ -17,6 +17,7 @@ GptqStats *gptq_stats_free(GptqStats *s) {
                 for (int64_t b = 0; h->blocks && b < DIV_ROUND_UP(h->depth, h->block); b++)
                         free(h->blocks[b]);
                 free(h->blocks);
+                free(h->column_sum);
         }
         free(s->layers);
         free(s);
@@ -47,6 +48,8 @@ static void hessian_add(GptqHessian *h, const float *x) {
                                 row[j] += xi * v[j];
                 }
         }
+        for (int64_t k = 0; k < h->depth; k++)
+                h->column_sum[k] += x[k];
         h->samples++;
 }
 
@@ -141,7 +144,8 @@ int gptq_collect(const CvoptGraph *g, const bool *want, size_t n_samples, Calibr
                 /* Equal blocks no larger than GPTQ_MAX_BLOCK. */
                 h->block = DIV_ROUND_UP(depth, DIV_ROUND_UP(depth, GPTQ_MAX_BLOCK));
                 h->blocks = calloc((size_t) DIV_ROUND_UP(depth, h->block), sizeof(double *));
-                if (!h->blocks)
+                h->column_sum = calloc((size_t) depth, sizeof(double));
+                if (!h->blocks || !h->column_sum)
                         return -ENOMEM;
                 for (int64_t b = 0; b * h->block < depth; b++) {
                         int64_t size = MIN(h->block, depth - b * h->block);

@@ -22,6 +22,7 @@ typedef struct GptqHessian {
         int64_t block;    /* diagonal block size (== depth when exact) */
         double **blocks;  /* DIV_ROUND_UP(depth, block) upper-triangular sums of x x^T */
         uint64_t samples; /* input vectors summed */
+        double *column_sum; /* [depth]: sum of each input, for means */
 } GptqHessian;
 
 typedef struct GptqStats {
