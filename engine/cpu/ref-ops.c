@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdio.h>
 
+#include "q-ops.h"
 #include "ref-internal.h"
 
 int ref_check_arity(const CvoptNode *n, uint32_t min_inputs, uint32_t max_inputs, uint32_t min_outputs,
