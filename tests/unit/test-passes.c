@@ -220,6 +220,32 @@ static void test_fuse_relu_and_clip(void **state) {
         assert_graphs_agree(g, reference, 9, 1e-6);
 }
 
+/* MatMul (a classifier head without bias) -> Relu -> y. */
+static void test_fuse_matmul(void **state) {
+        _cleanup_(cvopt_graph_freep) CvoptGraph *g = NULL, *reference = NULL;
+        int64_t x_dims[2] = { 3, 4 }, w_dims[2] = { 4, 5 };
+        int32_t x, mm_in[2], t, y;
+        (void) state;
+
+        rng_state = 8;
+        assert_int_equal(cvopt_graph_new(&g), 0);
+        assert_int_equal(cvopt_graph_add_tensor(g, "x", CVOPT_DTYPE_FLOAT32, 2, x_dims, &x), 0);
+        mm_in[0] = x;
+        mm_in[1] = add_random_constant(g, "w", 2, w_dims, -1, 1);
+        t = add_unshaped(g, "m");
+        assert_int_equal(cvopt_graph_add_node(g, "mm", CVOPT_OP_MATMUL, 2, mm_in, 1, &t, NULL), 0);
+        y = add_unary(g, "relu", CVOPT_OP_RELU, t, "y");
+        assert_int_equal(cvopt_graph_set_inputs(g, 1, &x), 0);
+        assert_int_equal(cvopt_graph_set_outputs(g, 1, &y), 0);
+        assert_int_equal(cvopt_graph_infer_shapes(g), 0);
+        reference = clone_of(g);
+
+        assert_int_equal(cvopt_graph_fuse_activations(g), 0);
+        assert_int_equal(g->n_nodes, 1);
+        assert_string_equal(cvopt_node_get_string(&g->nodes[0], "activation", ""), "Relu");
+        assert_graphs_agree(g, reference, 2, 1e-6);
+}
+
 /* Parameters are written out with ONNX's defaults, so kernels need not know
  * them; a second activation on an already fused node is left alone. */
 static void test_fuse_writes_parameters(void **state) {
@@ -548,6 +574,7 @@ int main(void) {
                 cmocka_unit_test(test_fold_batchnorm_gemm),
                 cmocka_unit_test(test_fold_batchnorm_skips_shared_output),
                 cmocka_unit_test(test_fuse_relu_and_clip),
+                cmocka_unit_test(test_fuse_matmul),
                 cmocka_unit_test(test_fuse_writes_parameters),
                 cmocka_unit_test(test_flatten_chain_folds),
                 cmocka_unit_test(test_remove_identities),
