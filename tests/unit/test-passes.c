@@ -328,10 +328,11 @@ static CvoptGraph *make_flatten_net(bool exported) {
         b = add_int64_tensor(g, "b");
         assert_int_equal(cvopt_graph_add_node(g, "gather", CVOPT_OP_GATHER, 2, in, 1, &b, &node), 0);
         assert_int_equal(cvopt_node_set_int(&g->nodes[node], "axis", 0), 0);
-        in[0] = b;
-        in[1] = add_constant_values(g, "axes", CVOPT_DTYPE_INT64, 1, one, &axes);
+        /* axes as an attribute (opset < 13; the importer turns opset-13
+         * axes inputs into it). */
         b1 = add_int64_tensor(g, "b1");
-        assert_int_equal(cvopt_graph_add_node(g, "unsqueeze", CVOPT_OP_UNSQUEEZE, 2, in, 1, &b1, NULL), 0);
+        assert_int_equal(cvopt_graph_add_node(g, "unsqueeze", CVOPT_OP_UNSQUEEZE, 1, &b, 1, &b1, &node), 0);
+        assert_int_equal(cvopt_node_set_ints(&g->nodes[node], "axes", 1, &axes), 0);
         in[0] = b1;
         in[1] = add_constant_values(g, "minus_one", CVOPT_DTYPE_INT64, 1, one, &minus_one);
         shape = add_int64_tensor(g, "shape_value");
