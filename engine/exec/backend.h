@@ -68,6 +68,12 @@ extern const Backend backend_cpu_simd;
 /* The backend called name ("cpu" is an alias of "cpu-ref"), or NULL. */
 const Backend *backend_find(const char *name);
 
+/* cvopt_session_new() with a backend table given directly instead of by
+ * name: for tests that check a backend (or the executor's fallback) against
+ * the reference, and for "auto", which tries the candidates in turn. */
+int session_new_with_backend(const CvoptGraph *g, const CvoptSessionOptions *options, const Backend *backend,
+                             CvoptSession **ret_session);
+
 /* Writes the names of all backends ("cpu, cpu-ref, ...") into buf, for
  * error messages; returns buf. */
 char *backend_names(char *buf, size_t size);

@@ -138,7 +138,8 @@ static bool node_is_identity(const CvoptGraph *g, const CvoptNode *n) {
         if (n->n_inputs < 1 || n->inputs[0] < 0 || n->n_outputs < 1)
                 return false;
         for (uint32_t s = 1; s < n->n_outputs; s++)
-                if (graph_tensor_n_uses(g, n->outputs[s]) > 0 || graph_tensor_is_output(g, n->outputs[s]))
+                if (n->outputs[s] >= 0 &&
+                    (graph_tensor_n_uses(g, n->outputs[s]) > 0 || graph_tensor_is_output(g, n->outputs[s])))
                         return false;
         return true;
 }

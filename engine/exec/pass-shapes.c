@@ -116,6 +116,63 @@ static bool node_is_foldable(const CvoptGraph *g, const CvoptNode *n) {
         return true;
 }
 
+/* Infers node n's output shapes and folds it when it can; 1 if folded. */
+static int node_infer(CvoptGraph *g, CvoptNode *n) {
+        const RefOp *ref = ref_op_lookup(n->op);
+        int r;
+
+        if (!ref || !ref->infer)
+                return cvopt_error_set(-CVOPT_E_UNSUPPORTED, "node '%s' (op %s): no implementation", n->name,
+                                       graph_op_name(n->op));
+        for (uint32_t s = 0; s < n->n_inputs; s++) {
+                const CvoptTensor *t;
+
+                if (n->inputs[s] == -1)
+                        continue;
+                t = cvopt_node_input(g, n, s);
+                if (!t)
+                        return cvopt_error_set(-CVOPT_E_FORMAT, "node '%s': input %u out of range", n->name, s);
+                if (!t->has_shape)
+                        return cvopt_error_set(-CVOPT_E_SHAPE, "node '%s' (op %s): input '%s' has no known shape",
+                                               n->name, graph_op_name(n->op), t->name);
+        }
+        for (uint32_t s = 0; s < n->n_outputs; s++) {
+                CvoptTensor *t = cvopt_node_output(g, n, s);
+
+                if (!t)
+                        return cvopt_error_set(-CVOPT_E_FORMAT, "node '%s': output %u out of range", n->name, s);
+                if (t->is_constant)
+                        return cvopt_error_set(-CVOPT_E_FORMAT, "node '%s': output '%s' is a constant", n->name,
+                                               t->name);
+        }
+
+        r = ref->infer(g, n);
+        if (r < 0)
+                return r;
+        for (uint32_t s = 0; s < n->n_outputs; s++) {
+                const CvoptTensor *t = cvopt_node_output(g, n, s);
+
+                if (!t->has_shape || cvopt_tensor_count(t) < 0)
+                        return cvopt_error_set(-CVOPT_E_SHAPE, "node '%s' (op %s): cannot know the shape of '%s'",
+                                               n->name, graph_op_name(n->op), t->name);
+        }
+
+        if (!node_is_foldable(g, n))
+                return 0;
+        if (n->op == CVOPT_OP_SHAPE) {
+                const CvoptTensor *in = cvopt_node_input(g, n, 0);
+
+                if (!in || n->n_outputs != 1)
+                        return cvopt_error_set(-CVOPT_E_FORMAT, "node '%s' (op Shape): needs one input and one output",
+                                               n->name);
+                r = shape_fill_output(n, in, cvopt_node_output(g, n, 0));
+        } else if (ref->run)
+                r = node_fold(g, n, ref);
+        else
+                return 0;
+        return r < 0 ? r : 1;
+}
+
 int cvopt_graph_infer_shapes(CvoptGraph *g) {
         _cleanup_free_ bool *folded = NULL;
         bool any_folded = false;
@@ -129,69 +186,15 @@ int cvopt_graph_infer_shapes(CvoptGraph *g) {
                 return -ENOMEM;
 
         for (uint32_t k = 0; k < g->n_nodes; k++) {
-                CvoptNode *n = &g->nodes[k];
-                const RefOp *ref = ref_op_lookup(n->op);
-
-                if (!ref || !ref->infer)
-                        return cvopt_error_set(-CVOPT_E_UNSUPPORTED, "node '%s' (op %s): no implementation",
-                                               n->name, graph_op_name(n->op));
-                for (uint32_t s = 0; s < n->n_inputs; s++) {
-                        const CvoptTensor *t;
-
-                        if (n->inputs[s] == -1)
-                                continue;
-                        t = cvopt_node_input(g, n, s);
-                        if (!t)
-                                return cvopt_error_set(-CVOPT_E_FORMAT, "node '%s': input %u out of range",
-                                                       n->name, s);
-                        if (!t->has_shape)
-                                return cvopt_error_set(-CVOPT_E_SHAPE,
-                                                       "node '%s' (op %s): input '%s' has no known shape",
-                                                       n->name, graph_op_name(n->op), t->name);
-                }
-                for (uint32_t s = 0; s < n->n_outputs; s++) {
-                        CvoptTensor *t = cvopt_node_output(g, n, s);
-
-                        if (!t)
-                                return cvopt_error_set(-CVOPT_E_FORMAT, "node '%s': output %u out of range",
-                                                       n->name, s);
-                        if (t->is_constant)
-                                return cvopt_error_set(-CVOPT_E_FORMAT, "node '%s': output '%s' is a constant",
-                                                       n->name, t->name);
-                }
-
-                r = ref->infer(g, n);
+                r = node_infer(g, &g->nodes[k]);
                 if (r < 0)
-                        return r;
-                for (uint32_t s = 0; s < n->n_outputs; s++) {
-                        const CvoptTensor *t = cvopt_node_output(g, n, s);
-
-                        if (!t->has_shape || cvopt_tensor_count(t) < 0)
-                                return cvopt_error_set(-CVOPT_E_SHAPE,
-                                                       "node '%s' (op %s): cannot know the shape of '%s'",
-                                                       n->name, graph_op_name(n->op), t->name);
-                }
-
-                if (!node_is_foldable(g, n))
-                        continue;
-                if (n->op == CVOPT_OP_SHAPE) {
-                        const CvoptTensor *in = cvopt_node_input(g, n, 0);
-
-                        if (!in || n->n_outputs != 1)
-                                return cvopt_error_set(-CVOPT_E_FORMAT, "node '%s' (op Shape): needs one input "
-                                                       "and one output", n->name);
-                        r = shape_fill_output(n, in, cvopt_node_output(g, n, 0));
-                } else if (ref->run)
-                        r = node_fold(g, n, ref);
-                else
-                        continue;
-                if (r < 0)
-                        return r;
-                folded[k] = true;
-                any_folded = true;
+                        break;
+                if (r > 0)
+                        folded[k] = any_folded = true;
         }
-
+        /* Also on failure: a folded node's outputs are constants now, and a
+         * node still producing them would make the graph invalid. */
         if (any_folded)
                 graph_remove_nodes(g, folded);
-        return 0;
+        return r < 0 ? r : 0;
 }

@@ -138,8 +138,8 @@ static int session_plan_memory(CvoptSession *s) {
         for (uint32_t k = 0; k < g->n_nodes; k++) {
                 const CvoptNode *n = &g->nodes[k];
 
-                for (uint32_t s_ = 0; s_ < n->n_outputs; s_++) {
-                        int32_t t = n->outputs[s_];
+                for (uint32_t slot = 0; slot < n->n_outputs; slot++) {
+                        int32_t t = n->outputs[slot];
 
                         item_of[t] = (int32_t) n_items;
                         items[n_items++] = (MemoryPlanItem) {
@@ -148,8 +148,8 @@ static int session_plan_memory(CvoptSession *s) {
                                 .last = k,
                         };
                 }
-                for (uint32_t s_ = 0; s_ < n->n_inputs; s_++) {
-                        int32_t t = n->inputs[s_];
+                for (uint32_t slot = 0; slot < n->n_inputs; slot++) {
+                        int32_t t = n->inputs[slot];
 
                         if (t >= 0 && item_of[t] >= 0)
                                 items[item_of[t]].last = k;
@@ -168,7 +168,8 @@ static int session_plan_memory(CvoptSession *s) {
                         return cvopt_error_set(-ENOMEM, "cannot allocate %zu bytes of activations",
                                                s->arena_bytes);
         }
-        for (uint32_t i = 0; i < g->n_tensors; i++)
+        /* With no arena every planned tensor is empty: data stays NULL. */
+        for (uint32_t i = 0; i < g->n_tensors && s->arena; i++)
                 if (item_of[i] >= 0)
                         s->tensors[i].data = (uint8_t *) s->arena + items[item_of[i]].offset;
         return 0;
@@ -236,22 +237,27 @@ static int session_build_nodes(CvoptSession *s) {
 }
 
 int cvopt_session_new(const CvoptGraph *g, const CvoptSessionOptions *options, CvoptSession **ret_session) {
-        static const CvoptSessionOptions default_options = { 0 };
-        _cleanup_(cvopt_session_freep) CvoptSession *s = NULL;
-        const Backend *backend;
-        int r;
+        const Backend *backend = backend_find(options ? options->backend : NULL);
 
-        if (!g || !ret_session)
-                return cvopt_error_set(-EINVAL, "cvopt_session_new: graph and ret_session are required");
-        if (!options)
-                options = &default_options;
-        backend = backend_find(options->backend);
         if (!backend) {
                 char names[256];
 
                 return cvopt_error_set(-EINVAL, "unknown backend '%s' (known: %s)", options->backend,
                                        backend_names(names, sizeof(names)));
         }
+        return session_new_with_backend(g, options, backend, ret_session);
+}
+
+int session_new_with_backend(const CvoptGraph *g, const CvoptSessionOptions *options, const Backend *backend,
+                             CvoptSession **ret_session) {
+        static const CvoptSessionOptions default_options = { 0 };
+        _cleanup_(cvopt_session_freep) CvoptSession *s = NULL;
+        int r;
+
+        if (!g || !backend || !ret_session)
+                return cvopt_error_set(-EINVAL, "cvopt_session_new: graph, backend and ret_session are required");
+        if (!options)
+                options = &default_options;
         r = session_check_graph(g);
         if (r < 0)
                 return r;
