@@ -107,11 +107,20 @@ static int list_folder(const char *path, bool want_dirs, StringList *ret) {
         return 0;
 }
 
-int dataset_open_dir(CvoptDataset *ds, const char *path) {
+int dataset_open_dir(CvoptDataset *ds, const char *folder) {
         _cleanup_(string_list_done) StringList classes = {}, paths = {};
         _cleanup_free_ int32_t *labels = NULL;
-        size_t allocated_labels = 0;
+        _cleanup_free_ char *path = NULL;
+        size_t allocated_labels = 0, len;
         int r;
+
+        /* "dir:images/" and "dir:images" name the same files. */
+        path = strdup(folder);
+        if (!path)
+                return -ENOMEM;
+        len = strlen(path);
+        while (len > 1 && path[len - 1] == '/')
+                path[--len] = 0;
 
         r = list_folder(path, true, &classes);
         if (r < 0)

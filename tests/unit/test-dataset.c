@@ -230,6 +230,13 @@ static void test_idx_errors(void **state) {
         assert_non_null(strstr(cvopt_error_detail(), cut));
         assert_non_null(strstr(cvopt_error_detail(), "truncated"));
 
+        /* One byte too many: the header and the data disagree. */
+        n = make_idx(buf, 3, image_dims, tiny_pixels);
+        buf[n] = 7;
+        write_file(cut, buf, n + 1);
+        assert_int_equal(cvopt_dataset_open(spec, &ds), -CVOPT_E_DATA);
+        assert_non_null(strstr(cvopt_error_detail(), "unexpected bytes"));
+
         /* Truncated gzip stream: half of the compressed bytes. */
         {
                 uint8_t z[512];
@@ -360,6 +367,15 @@ static void test_dir_dataset(void **state) {
                 assert_int_equal(img->pixels[0], want[i].value);
         }
 
+        /* A trailing slash changes nothing. */
+        ds = cvopt_dataset_free(ds);
+        free(spec);
+        assert_true(asprintf(&spec, "dir:%s//", root) > 0);
+        assert_int_equal(cvopt_dataset_open(spec, &ds), 0);
+        assert_int_equal(cvopt_dataset_count(ds), 5);
+        snprintf(path, sizeof(path), "%s/bird/a.png", root);
+        assert_string_equal(cvopt_dataset_item_path(ds, 0), path);
+
         /* A file that stops being an image after open: get fails naming
          * the file and the item. */
         ds = cvopt_dataset_free(ds);
@@ -431,6 +447,9 @@ static void test_sample(void **state) {
                 assert_int_equal(per_class[k], 10);
         /* Shuffled, not in index order. */
         assert_memory_not_equal(a, sorted, sizeof(a));
+        /* Another seed picks other items, not only another order. */
+        qsort(c, 100, sizeof(size_t), compare_size);
+        assert_memory_not_equal(sorted, c, sizeof(c));
 
         /* The whole set is a permutation. */
         all = calloc(10000, sizeof(size_t));
