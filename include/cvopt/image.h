@@ -141,6 +141,18 @@ typedef struct CvoptRowWriterFloat {
 } CvoptRowWriterFloat;
 int cvopt_row_writer_float(void *userdata, uint32_t y, uint32_t x_begin, uint32_t x_end, const float *row);
 
+/* The writer of quantized planar int8 values (the daemon's int8 input):
+ * userdata is a CvoptRowWriterInt8. Each normalized value v becomes
+ * q = saturate(round_half_to_even(v / scale) + zero_point) in -128..127,
+ * the ONNX QuantizeLinear rule; padding columns get zero_point (v = 0). */
+typedef struct CvoptRowWriterInt8 {
+        const CvoptInputSpec *spec;
+        float scale; /* > 0 */
+        int32_t zero_point;
+        int8_t *values; /* C * height * width, planar */
+} CvoptRowWriterInt8;
+int cvopt_row_writer_int8(void *userdata, uint32_t y, uint32_t x_begin, uint32_t x_end, const float *row);
+
 /* Checks a spec for preprocessing: sizes 1..CVOPT_IMAGE_MAX_DIMENSION,
  * known colour and resize policy, std > 0 and finite mean/std.
  * 0 or -EINVAL with detail. */

@@ -66,8 +66,9 @@ static void test_downscale_blocks(void **state) {
 }
 
 /* A large shrink (8x) averages the whole block instead of sampling two
- * pixels of it: a checkerboard of 0 and 255 becomes flat grey. Bilinear
- * sampling would give 0s and 255s (aliasing). */
+ * pixels of it: with one bright column in every 8, each output pixel is
+ * 255 / 8. Bilinear sampling would read columns 3 and 4 of each block and
+ * see only black (aliasing: the stripes vanish). */
 static void test_downscale_area_average(void **state) {
         _cleanup_(cvopt_image_freep) CvoptImage *img = NULL;
         CvoptInputSpec spec = make_spec(8, 6, CVOPT_COLOR_GRAY, CVOPT_RESIZE_STRETCH, 0.0f, 1.0f);
@@ -77,10 +78,10 @@ static void test_downscale_area_average(void **state) {
         assert_int_equal(cvopt_image_new(64, 48, 1, &img), 0);
         for (uint32_t y = 0; y < 48; y++)
                 for (uint32_t x = 0; x < 64; x++)
-                        img->pixels[y * 64 + x] = ((x + y) & 1) ? 255 : 0;
+                        img->pixels[y * 64 + x] = x % 8 == 0 ? 255 : 0;
         assert_int_equal(cvopt_preprocess_image(&spec, img, values), 0);
         for (size_t i = 0; i < ELEMENTSOF(values); i++)
-                assert_float_equal(values[i], 0.5f, 1e-4);
+                assert_float_equal(values[i], 0.125f, 1e-5);
 
         /* A 640x480 frame whose left half is 40 and right half 200, to
          * 28x28 (22.9x by 17.1x, not integers): output column 14 starts at
@@ -252,14 +253,17 @@ static void test_bad_spec(void **state) {
  * int8 input): the source is asked only for rows and columns in range,
  * and the writer gets every output row once, in order. */
 typedef struct Recorder {
+        uint32_t source_calls;
         uint32_t rows_written;
         uint32_t next_row;
         uint32_t src_width, src_height;
+        uint32_t cancel_at_row; /* 0: never */
         bool out_of_range;
 } Recorder;
 
 static int counting_source(void *userdata, uint32_t y, uint32_t x_begin, uint32_t x_end, float *ret_row) {
         Recorder *r = userdata;
+        r->source_calls++;
         if (y >= r->src_height || x_end > r->src_width || x_begin >= x_end)
                 r->out_of_range = true;
         for (uint32_t x = x_begin; x < x_end; x++)
@@ -276,19 +280,78 @@ static int counting_writer(void *userdata, uint32_t y, uint32_t x_begin, uint32_
                 r->out_of_range = true;
         r->next_row++;
         r->rows_written++;
-        return y == 5 ? -ECANCELED : 0;
+        return r->cancel_at_row > 0 && y == r->cancel_at_row ? -ECANCELED : 0;
 }
 
 static void test_plan_source_writer(void **state) {
         CvoptInputSpec spec = make_spec(10, 10, CVOPT_COLOR_GRAY, CVOPT_RESIZE_CENTER_CROP, 0.0f, 1.0f);
         CvoptResizePlan *plan = NULL;
-        Recorder rec = { .src_width = 640, .src_height = 480 };
+        Recorder rec = { .src_width = 640, .src_height = 480, .cancel_at_row = 5 };
         (void) state;
 
         assert_int_equal(cvopt_resize_plan_new(&spec, 640, 480, &plan), 0);
         assert_int_equal(cvopt_resize_plan_run(plan, counting_source, &rec, counting_writer, &rec), -ECANCELED);
         assert_int_equal(rec.rows_written, 6);
         assert_false(rec.out_of_range);
+        assert_null(cvopt_resize_plan_free(plan));
+
+        /* 2x upscale of 10 rows: consecutive output rows share source
+         * rows, and each source row is converted once, not once per tap. */
+        CvoptInputSpec up = make_spec(4, 20, CVOPT_COLOR_GRAY, CVOPT_RESIZE_STRETCH, 0.0f, 1.0f);
+        Recorder source_rec = { .src_width = 2, .src_height = 10 };
+        Recorder writer_rec = {};
+        float values[4 * 20];
+        CvoptRowWriterFloat writer = { .spec = &up, .values = values };
+        assert_int_equal(cvopt_resize_plan_new(&up, 2, 10, &plan), 0);
+        assert_int_equal(cvopt_resize_plan_run(plan, counting_source, &source_rec, cvopt_row_writer_float, &writer), 0);
+        assert_false(source_rec.out_of_range);
+        assert_int_equal(source_rec.source_calls, 10);
+        /* Running again reads the new frame, not the cached rows. */
+        assert_int_equal(cvopt_resize_plan_run(plan, counting_source, &source_rec, counting_writer, &writer_rec), 0);
+        assert_int_equal(source_rec.source_calls, 20);
+        assert_int_equal(writer_rec.rows_written, 20);
+        /* Row y of the source has value y: output row 1 (source y 0.25) is 0.25. */
+        assert_float_equal(values[1 * 4] * 255.0f, 0.25f, 1e-5);
+        assert_null(cvopt_resize_plan_free(plan));
+}
+
+/* The int8 writer: QuantizeLinear's rounding (half to even), saturation,
+ * zero point for letterbox padding. The numbers are chosen exact in
+ * binary floating point so the halves really are halves. */
+static void test_int8_writer(void **state) {
+        _cleanup_(cvopt_image_freep) CvoptImage *img = NULL;
+        CvoptInputSpec spec = make_spec(4, 2, CVOPT_COLOR_GRAY, CVOPT_RESIZE_LETTERBOX, 0.375f, 1.0f);
+        CvoptPixelSourceImage source;
+        CvoptResizePlan *plan = NULL;
+        int8_t values[8];
+        CvoptRowWriterInt8 writer = { .spec = &spec, .scale = 0.25f, .zero_point = -100, .values = values };
+        (void) state;
+
+        /* 2x2 image letterboxed into 4x2: columns 0 and 3 are padding.
+         * p = 0: v = -0.375, v / scale = -1.5 -> -2; p = 255: v = 0.625,
+         * v / scale = 2.5 -> 2 (both halves to even). */
+        assert_int_equal(cvopt_image_new(2, 2, 1, &img), 0);
+        img->pixels[0] = 0;
+        img->pixels[1] = 255;
+        img->pixels[2] = 255;
+        img->pixels[3] = 0;
+        source = (CvoptPixelSourceImage) { .image = img, .color = CVOPT_COLOR_GRAY };
+        assert_int_equal(cvopt_resize_plan_new(&spec, 2, 2, &plan), 0);
+        assert_int_equal(cvopt_resize_plan_run(plan, cvopt_pixel_source_image, &source, cvopt_row_writer_int8, &writer), 0);
+        static const int8_t want[8] = { -100, -102, -98, -100, -100, -98, -102, -100 };
+        assert_memory_equal(values, want, sizeof(want));
+
+        /* Saturation: 2 + 126 = 128 -> 127; padding is the zero point. */
+        writer.zero_point = 126;
+        assert_int_equal(cvopt_resize_plan_run(plan, cvopt_pixel_source_image, &source, cvopt_row_writer_int8, &writer), 0);
+        assert_int_equal(values[2], 127);
+        assert_int_equal(values[1], 124);
+        assert_int_equal(values[0], 126);
+        writer.zero_point = -127;
+        assert_int_equal(cvopt_resize_plan_run(plan, cvopt_pixel_source_image, &source, cvopt_row_writer_int8, &writer), 0);
+        assert_int_equal(values[1], -128);
+        writer.scale = 0.0f;
+        assert_int_equal(cvopt_resize_plan_run(plan, cvopt_pixel_source_image, &source, cvopt_row_writer_int8, &writer), -EINVAL);
         assert_null(cvopt_resize_plan_free(plan));
 }
 
@@ -304,6 +367,7 @@ int main(void) {
                 cmocka_unit_test(test_per_channel_normalization),
                 cmocka_unit_test(test_bad_spec),
                 cmocka_unit_test(test_plan_source_writer),
+                cmocka_unit_test(test_int8_writer),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
