@@ -90,7 +90,7 @@ static void test_residual_net_matches_naive(void **state) {
 
         assert_int_equal(cvopt_graph_infer_shapes(g), 0);
         assert_int_equal(cvopt_session_new(g, NULL, &s), 0);
-        assert_string_equal(cvopt_session_backend_name(s), "cpu-ref");
+        assert_string_equal(cvopt_session_backend_name(s), "cpu-simd");
         assert_int_equal(cvopt_session_n_inputs(s), 1);
         assert_int_equal(cvopt_session_n_outputs(s), 1);
         assert_null(cvopt_session_input(s, 1));
