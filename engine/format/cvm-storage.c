@@ -295,6 +295,16 @@ int cvm_storage_decode(CvmStorage storage, uint8_t nm_n, uint8_t nm_m, size_t es
 
         if (esize == 0 || size_mul_overflow(count, esize, &bytes))
                 return cvopt_error_set(-CVOPT_E_FORMAT, "size overflow");
+        /* Before allocating: a hostile element count must be backed by data
+         * of the matching size, so the dense buffer is at most 64 times the
+         * stored bytes (bitmask of int64: 8 elements per bitmap byte). */
+        if ((storage == CVM_STORAGE_INT4 && size != DIV_ROUND_UP(count, 2)) ||
+            (storage == CVM_STORAGE_BITMASK && size < DIV_ROUND_UP(count, 8)) ||
+            (storage == CVM_STORAGE_NM && (nm_m == 0 || nm_n == 0 || nm_n >= nm_m || (nm_m & (nm_m - 1)) ||
+                                           nm_m > 16 || size != nm_size(count, esize, nm_n, nm_m))))
+                return cvopt_error_set(-CVOPT_E_FORMAT, "%s data is %llu bytes, not what %llu elements need",
+                                       cvm_storage_name(storage), (unsigned long long) size,
+                                       (unsigned long long) count);
         dense = calloc(MAX(bytes, 1u), 1);
         if (!dense)
                 return -ENOMEM;
