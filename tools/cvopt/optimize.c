@@ -84,6 +84,34 @@ static int measure(const CvoptModel *m, const CvoptDataset *val, const CvoptData
         return 0;
 }
 
+int model_clone(const CvoptModel *m, CvoptModel **ret_copy) {
+        _cleanup_(cvopt_model_freep) CvoptModel *c = NULL;
+        int r;
+
+        r = cvopt_model_new(&c);
+        if (r < 0)
+                return r;
+        cvopt_graph_free(c->graph);
+        c->graph = NULL;
+        r = cvopt_graph_clone(m->graph, &c->graph);
+        if (r < 0)
+                return r;
+        c->input = m->input;
+        if (m->n_labels) {
+                c->labels = calloc(m->n_labels, sizeof(char *));
+                if (!c->labels)
+                        return -ENOMEM;
+                for (uint32_t i = 0; i < m->n_labels; i++) {
+                        c->labels[i] = strdup(m->labels[i]);
+                        if (!c->labels[i])
+                                return -ENOMEM;
+                        c->n_labels = i + 1;
+                }
+        }
+        *ret_copy = TAKE_PTR(c);
+        return 0;
+}
+
 static int file_size(const char *path, uint64_t *ret) {
         struct stat st;
 
@@ -98,6 +126,25 @@ static double now_sec(void) {
 
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+static void describe_pruning(const PruneSpec *spec, const CvoptGraph *g, const PruneResult *pr, OptimizeReport *report) {
+        size_t used = strlen(report->summary);
+
+        for (uint32_t i = 0; i < pr->n_layers && used < sizeof(report->summary); i++) {
+                const PruneLayer *l = &pr->layers[i];
+
+                if (spec->method == PRUNE_CHANNEL)
+                        used += (size_t) snprintf(report->summary + used, sizeof(report->summary) - used,
+                                                  "Removed %llu of %llu output channels of '%s' (least-squares refit of the next layer, statistics repaired). ",
+                                                  (unsigned long long) (l->channels_before - l->channels_after),
+                                                  (unsigned long long) l->channels_before, g->nodes[l->node].name);
+                else
+                        used += (size_t) snprintf(report->summary + used, sizeof(report->summary) - used,
+                                                  "Pruned '%s' to %.1f%% zeros (%s%s). ", g->nodes[l->node].name,
+                                                  l->weights ? 100.0 * (double) l->zeros / (double) l->weights : 0.0,
+                                                  prune_method_name(spec->method), spec->n_keep ? ", N:M" : "");
+        }
 }
 
 static void describe(const OptimizeArgs *args, const QuantizeReport *layers, OptimizeReport *report) {
@@ -121,7 +168,8 @@ static void describe(const OptimizeArgs *args, const QuantizeReport *layers, Opt
         snprintf(report->settings, sizeof(report->settings), "%s weights (per-channel), uint8 activations, %s calibration%s%s",
                  p->quantize.weight_bits <= 4 ? "int4" : "int8", calibration_method_name(p->quantize.calibration),
                  p->quantize.bias_correction ? ", bias correction" : "", p->gptq ? ", GPTQ rounding" : "");
-        used = (size_t) snprintf(report->summary, sizeof(report->summary),
+        used = strlen(report->summary);
+        used += (size_t) snprintf(report->summary + used, sizeof(report->summary) - used,
                                  "Quantized %u of %u weighted layers: %u with 8-bit and %u with 4-bit weights "
                                  "(%llu of %llu parameters quantized); %u left in float. ",
                                  at8 + at4, layers->n_layers, at8, at4, (unsigned long long) (params - params_float),
@@ -197,6 +245,21 @@ int optimize_run(const CvoptModel *float_model, const OptimizeArgs *args, Optimi
         calib_source.count = args->calib_count;
         report.n_calibration = args->calib_count;
         pipeline.progress = args->progress ? show_calibration : NULL;
+
+        _cleanup_(cvopt_model_freep) CvoptModel *pruned = NULL;
+        if (args->prune) {
+                PruneResult pr = {};
+
+                r = model_clone(float_model, &pruned);
+                if (r < 0)
+                        return r;
+                r = prune_graph(pruned->graph, args->prune, NULL, calib_source.count, data_source_feed, &calib_source, &pr);
+                if (r < 0)
+                        return r;
+                describe_pruning(args->prune, pruned->graph, &pr, &report);
+                prune_result_done(&pr);
+                float_model = pruned;
+        }
 
         if (pipeline.gptq && args->compare_rounding) {
                 /* The same settings without GPTQ, measured for the report. */

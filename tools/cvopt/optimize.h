@@ -6,6 +6,7 @@
  * and fills the report. */
 
 #include "cvopt/cvopt.h"
+#include "prune/prune.h"
 #include "quant/pipeline.h"
 #include "report.h"
 
@@ -20,10 +21,14 @@ typedef struct OptimizeArgs {
         const char *backend;
         unsigned bench_runs;
         PipelineOptions pipeline;
+        const PruneSpec *prune;  /* NULL: no pruning */
         bool compare_rounding;   /* with GPTQ: also measure plain rounding, for the report */
         bool progress;           /* progress lines on stderr */
 } OptimizeArgs;
 
 /* float_model: optimized float graph with its input spec. */
+/* A deep copy of a model (graph, input spec, labels). */
+int model_clone(const CvoptModel *m, CvoptModel **ret_copy);
+
 int optimize_run(const CvoptModel *float_model, const OptimizeArgs *args, OptimizeReport *ret_report,
                  QuantizeReport **ret_layers);

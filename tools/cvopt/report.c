@@ -44,13 +44,13 @@ void report_write_markdown(const OptimizeReport *r, FILE *f) {
                                 r->variants[i].top5, r->variants[i].size_bytes / 1e6);
         }
         if (r->layers) {
-                fprintf(f, "\n## Layers\n\n| layer | op | weight bits | parameters | bytes | weight SQNR (dB) | note |\n");
-                fprintf(f, "|---|---|---:|---:|---:|---:|---|\n");
+                fprintf(f, "\n## Layers\n\n| layer | op | weight bits | parameters | bytes | zeros | weight SQNR (dB) | note |\n");
+                fprintf(f, "|---|---|---:|---:|---:|---:|---:|---|\n");
                 for (uint32_t i = 0; i < r->layers->n_layers; i++) {
                         const LayerReport *l = &r->layers->layers[i];
 
-                        fprintf(f, "| %s | %s | %u | %llu | %llu | ", l->name, l->op, l->bits,
-                                (unsigned long long) l->params, (unsigned long long) l->bytes);
+                        fprintf(f, "| %s | %s | %u | %llu | %llu | %.1f%% | ", l->name, l->op, l->bits,
+                                (unsigned long long) l->params, (unsigned long long) l->bytes, 100.0 * l->sparsity);
                         if (isfinite(l->weight_sqnr_db))
                                 fprintf(f, "%.1f", l->weight_sqnr_db);
                         else
@@ -108,6 +108,7 @@ json_t *report_to_json(const OptimizeReport *r) {
 
                 if (!layer)
                         continue;
+                json_object_set_new(layer, "sparsity", json_real(l->sparsity));
                 json_object_set_new(layer, "weight_sqnr_db", isfinite(l->weight_sqnr_db) ? json_real(l->weight_sqnr_db) : json_null());
                 if (l->note)
                         json_object_set_new(layer, "note", json_string(l->note));

@@ -35,7 +35,7 @@ bool quantize_is_layer(const CvoptGraph *g, const CvoptNode *n) {
 }
 
 static int add_layer_report(Builder *b, const CvoptNode *n, unsigned bits, uint64_t params, uint64_t bytes,
-                            double sqnr, const char *note) {
+                            double sqnr, double sparsity, const char *note) {
         QuantizeReport *r = b->report;
         LayerReport *p = reallocarray(r->layers, r->n_layers + 1, sizeof(LayerReport));
 
@@ -44,7 +44,7 @@ static int add_layer_report(Builder *b, const CvoptNode *n, unsigned bits, uint6
         r->layers = p;
         p = &r->layers[r->n_layers++];
         *p = (LayerReport) { .name = strdup(n->name), .op = cvopt_op_name(n->op), .bits = bits, .params = params,
-                             .bytes = bytes, .weight_sqnr_db = sqnr, .note = note ? strdup(note) : NULL };
+                             .bytes = bytes, .weight_sqnr_db = sqnr, .sparsity = sparsity, .note = note ? strdup(note) : NULL };
         return p->name ? 0 : -ENOMEM;
 }
 
@@ -52,7 +52,12 @@ static int add_layer_report(Builder *b, const CvoptNode *n, unsigned bits, uint6
 static int keep_float(Builder *b, const CvoptNode *n, const char *why) {
         const CvoptTensor *w = cvopt_node_input(b->f, n, 1), *bias = cvopt_node_input(b->f, n, 2);
         uint64_t params = (uint64_t) cvopt_tensor_count(w) + (bias ? (uint64_t) cvopt_tensor_count(bias) : 0);
-        int r = add_layer_report(b, n, 32, params, params * 4, INFINITY, why);
+        uint64_t zeros = 0;
+        int r;
+
+        for (int64_t i = 0; i < cvopt_tensor_count(w); i++)
+                zeros += ((const float *) w->data)[i] == 0;
+        r = add_layer_report(b, n, 32, params, params * 4, INFINITY, (double) zeros / (double) MAX(cvopt_tensor_count(w), 1), why);
 
         return r < 0 ? r : 0;
 }
@@ -420,10 +425,12 @@ int quantize_emit_layer(Builder *b, uint32_t k) {
         if (r < 0)
                 return r;
 
-        uint64_t weight_bytes = (uint64_t) (channels * depth) * bits / 8;
+        uint64_t weight_bytes = (uint64_t) (channels * depth) * bits / 8, zeros = 0;
+        for (int64_t i = 0; i < channels * depth; i++)
+                zeros += q[i] == 0;
         r = add_layer_report(b, n, bits, (uint64_t) (channels * depth + channels),
                              weight_bytes + (uint64_t) channels * 8, noise > 0 ? 10.0 * log10(signal / noise) : INFINITY,
-                             NULL);
+                             (double) zeros / (double) (channels * depth), NULL);
         return r < 0 ? r : 1;
 }
 

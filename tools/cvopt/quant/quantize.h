@@ -34,6 +34,7 @@ typedef struct LayerReport {
         uint64_t params;       /* weights + biases */
         uint64_t bytes;        /* as stored: packed weights, int32 bias, scales */
         double weight_sqnr_db; /* of the quantized weights against the float ones */
+        double sparsity;       /* fraction of weights that are 0 after quantization */
         char *note;            /* why it stayed float, or NULL */
 } LayerReport;
 
