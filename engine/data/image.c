@@ -102,7 +102,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(CvoptImage *, cvopt_image_free);
  * their length, entropy-coded data byte by byte (inside it 0xFF is
  * followed by 0x00 or a restart marker). Truncation is left to stb. */
 static bool jpeg_huffman_tables_valid(const uint8_t *d, size_t n) {
-        size_t pos = 2;
+        size_t pos = 0;
 
         while (pos + 1 < n) {
                 size_t length, q;
@@ -194,8 +194,9 @@ int cvopt_image_decode(const void *data, size_t size, CvoptImage **ret_image) {
         if (size > INT_MAX)
                 return cvopt_error_set(-CVOPT_E_DATA, "image data of %zu bytes too large", size);
 
-        if (size >= 2 && ((const uint8_t *) data)[0] == 0xff && ((const uint8_t *) data)[1] == 0xd8 &&
-            !jpeg_huffman_tables_valid(data, size))
+        /* stb takes a file for JPEG when it starts with 0xFF: fill bytes
+         * may come before the SOI marker. */
+        if (((const uint8_t *) data)[0] == 0xff && !jpeg_huffman_tables_valid(data, size))
                 return cvopt_error_set(-CVOPT_E_DATA, "corrupt JPEG (Huffman table with more than 256 symbols)");
 
         if (size >= 2 && ((const uint8_t *) data)[0] == 'P' &&

@@ -291,6 +291,12 @@ static void test_stb_hardening(void **state) {
         assert_int_equal(cvopt_image_decode(jpeg, sizeof(jpeg), &img), -CVOPT_E_DATA);
         assert_non_null(strstr(cvopt_error_detail(), "Huffman"));
 
+        /* The same behind fill bytes before SOI, which stb skips. */
+        memmove(jpeg + 2, jpeg, sizeof(jpeg) - 2);
+        jpeg[0] = jpeg[1] = 0xff;
+        assert_int_equal(cvopt_image_decode(jpeg, sizeof(jpeg), &img), -CVOPT_E_DATA);
+        assert_non_null(strstr(cvopt_error_detail(), "Huffman"));
+
         assert_int_equal(cvopt_image_decode(pnm, sizeof(pnm) - 1, &img), -CVOPT_E_DATA);
         assert_non_null(strstr(cvopt_error_detail(), "PNM header"));
         assert_null(img);
