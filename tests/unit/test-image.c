@@ -269,6 +269,39 @@ static void test_oversized_refused(void **state) {
         assert_int_equal(cvopt_image_decode("", 0, &out), -CVOPT_E_DATA);
 }
 
+/* Inputs that made Debian's stb_image 2.27 misbehave under the fuzzer
+ * (memory written past a table; signed overflow) are refused before stb
+ * reads them. */
+static void test_stb_hardening(void **state) {
+        static const uint8_t dht_head[] = {
+                0xff, 0xd8,             /* SOI */
+                0xff, 0xc4, 0x02, 0x13, /* DHT, length 2 + 17 + 512 */
+                0x00,                   /* DC table 0 */
+        };
+        uint8_t jpeg[sizeof(dht_head) + 16 + 512 + 2] = {};
+        static const char pnm[] = "P5\n# w\n99999999999 2\n255\nxx";
+        CvoptImage *img = NULL;
+        (void) state;
+
+        memcpy(jpeg, dht_head, sizeof(dht_head));
+        /* 16 code lengths with 32 symbols each: 512 symbols, the table has room for 256. */
+        memset(jpeg + sizeof(dht_head), 32, 16);
+        jpeg[sizeof(jpeg) - 2] = 0xff;
+        jpeg[sizeof(jpeg) - 1] = 0xd9;
+        assert_int_equal(cvopt_image_decode(jpeg, sizeof(jpeg), &img), -CVOPT_E_DATA);
+        assert_non_null(strstr(cvopt_error_detail(), "Huffman"));
+
+        /* The same behind fill bytes before SOI, which stb skips. */
+        memmove(jpeg + 2, jpeg, sizeof(jpeg) - 2);
+        jpeg[0] = jpeg[1] = 0xff;
+        assert_int_equal(cvopt_image_decode(jpeg, sizeof(jpeg), &img), -CVOPT_E_DATA);
+        assert_non_null(strstr(cvopt_error_detail(), "Huffman"));
+
+        assert_int_equal(cvopt_image_decode(pnm, sizeof(pnm) - 1, &img), -CVOPT_E_DATA);
+        assert_non_null(strstr(cvopt_error_detail(), "PNM header"));
+        assert_null(img);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_new_rejects_bad_sizes),
@@ -279,6 +312,7 @@ int main(void) {
                 cmocka_unit_test(test_alpha_dropped),
                 cmocka_unit_test(test_corrupt_and_truncated_name_the_file),
                 cmocka_unit_test(test_oversized_refused),
+                cmocka_unit_test(test_stb_hardening),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
