@@ -2,6 +2,7 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 
 #include "cli.h"
@@ -32,6 +33,13 @@ static void help(void) {
                "  --seed N                 for the calibration and training samples (default 1)\n"
                "  --backend B              backend for the latency column (default cpu)\n"
                "  --json                   print the report as JSON\n"
+               "\nTargets (any of them turns on the per-layer search: a sensitivity table on held-out\n"
+               "training images, a knapsack over it, verification on --val; exit 1 if one is missed):\n"
+               "  --max-drop POINTS        largest top-1 drop allowed\n"
+               "  --min-size-reduction PCT smallest size reduction on disk, in percent\n"
+               "  --min-speedup PCT        smallest speedup, in percent (before/after - 1)\n"
+               "  --target-size BYTES      largest file size\n"
+               "  --analysis-count N       held-out training images for the sensitivity table (default 1000)\n"
                INPUT_SPEC_HELP);
 }
 
@@ -52,6 +60,11 @@ enum {
         OPT_SEED,
         OPT_BACKEND,
         OPT_JSON,
+        OPT_MAX_DROP,
+        OPT_MIN_SIZE,
+        OPT_MIN_SPEEDUP,
+        OPT_TARGET_SIZE,
+        OPT_ANALYSIS_COUNT,
 };
 
 static int parse_count(const char *arg, unsigned long max, unsigned long *ret) {
@@ -111,6 +124,11 @@ int cmd_optimize(int argc, char **argv) {
                 { "seed", required_argument, NULL, OPT_SEED },
                 { "backend", required_argument, NULL, OPT_BACKEND },
                 { "json", no_argument, NULL, OPT_JSON },
+                { "max-drop", required_argument, NULL, OPT_MAX_DROP },
+                { "min-size-reduction", required_argument, NULL, OPT_MIN_SIZE },
+                { "min-speedup", required_argument, NULL, OPT_MIN_SPEEDUP },
+                { "target-size", required_argument, NULL, OPT_TARGET_SIZE },
+                { "analysis-count", required_argument, NULL, OPT_ANALYSIS_COUNT },
                 INPUT_SPEC_OPTIONS,
                 {},
         };
@@ -118,6 +136,7 @@ int cmd_optimize(int argc, char **argv) {
         _cleanup_(quantize_report_freep) QuantizeReport *layers = NULL;
         OptimizeArgs args = {
                 .calib_count = 512,
+                .max_drop = NAN,
                 .train_sample = 2000,
                 .seed = 1,
                 .bench_runs = 100,
@@ -203,6 +222,31 @@ int cmd_optimize(int argc, char **argv) {
                 case OPT_JSON:
                         json = true;
                         break;
+                case OPT_MAX_DROP:
+                case OPT_MIN_SIZE:
+                case OPT_MIN_SPEEDUP: {
+                        char *end;
+                        double d = strtod(optarg, &end);
+
+                        if (end == optarg || *end || !(d >= 0) || d > 1e6)
+                                return cli_usage("optimize", "--max-drop/--min-size-reduction/--min-speedup need a number >= 0");
+                        if (c == OPT_MAX_DROP)
+                                args.max_drop = d;
+                        else if (c == OPT_MIN_SIZE)
+                                args.min_size_reduction_pct = d;
+                        else
+                                args.min_speedup_pct = d;
+                        break;
+                }
+                case OPT_TARGET_SIZE:
+                case OPT_ANALYSIS_COUNT:
+                        if (parse_count(optarg, ULONG_MAX, &v) < 0 || v == 0)
+                                return cli_usage("optimize", "--target-size/--analysis-count need a positive count");
+                        if (c == OPT_TARGET_SIZE)
+                                args.target_size = v;
+                        else
+                                args.analysis_count = v;
+                        break;
                 default:
                         r = input_spec_flags_parse(&spec, c, optarg);
                         if (r < 0) {
@@ -223,8 +267,11 @@ int cmd_optimize(int argc, char **argv) {
         if (r < 0)
                 return cli_fail(r, NULL);
         r = optimize_run(model, &args, &report, &layers);
-        if (r < 0)
+        /* A missed target still has a model and a report to show: the best
+         * reached, then the failure. */
+        if (r < 0 && r != -CVOPT_E_TARGET)
                 return cli_fail(r, "optimize");
+        int missed = r;
         report.layers = layers;
         if (report_path && (r = write_report(report_path, &report, json)) < 0)
                 return cli_fail(r, NULL);
@@ -239,6 +286,11 @@ int cmd_optimize(int argc, char **argv) {
         } else {
                 report_write_table(&report, stdout);
                 printf("\n%s\n", report.summary);
+                for (unsigned i = 0; i < report.n_targets; i++)
+                        printf("target %s: bound %.2f, reached %.2f: %s\n", report.targets[i].name,
+                               report.targets[i].bound, report.targets[i].value, report.targets[i].met ? "met" : "NOT MET");
         }
+        if (missed < 0)
+                return cli_fail(missed, "optimize");
         return EXIT_OK;
 }

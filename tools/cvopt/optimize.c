@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <math.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -9,6 +10,7 @@
 #include "eval.h"
 #include "macro.h"
 #include "optimize.h"
+#include "search.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(CvoptDataset *, cvopt_dataset_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(CvoptModel *, cvopt_model_free);
@@ -189,6 +191,117 @@ static void describe(const OptimizeArgs *args, const QuantizeReport *layers, Opt
                          report->after.latency_ms > 0 ? report->before.latency_ms / report->after.latency_ms : 0);
 }
 
+bool optimize_has_targets(const OptimizeArgs *args) {
+        return !isnan(args->max_drop) || args->min_size_reduction_pct > 0 || args->min_speedup_pct > 0 ||
+               args->target_size > 0;
+}
+
+static void add_target(OptimizeReport *r, const char *name, double bound, double value, bool met) {
+        size_t used = strlen(r->targets_missed);
+
+        r->targets[r->n_targets++] = (TargetResult) { .name = name, .bound = bound, .value = value, .met = met };
+        r->all_targets_met &= met;
+        if (!met)
+                snprintf(r->targets_missed + used, sizeof(r->targets_missed) - used, "%s%s: %.2f against a bound of %.2f",
+                         used ? "; " : "target not met: ", name, value, bound);
+}
+
+static void check_targets(const OptimizeArgs *args, OptimizeReport *r) {
+        const double drop = r->before.top1 - r->after.top1;
+        const double reduction = 100.0 * (1.0 - (double) r->after.size_bytes / (double) r->before.size_bytes);
+        const double speedup = 100.0 * (r->before.latency_ms / r->after.latency_ms - 1.0);
+
+        r->all_targets_met = true;
+        r->n_targets = 0;
+        r->targets_missed[0] = 0;
+        if (!isnan(args->max_drop))
+                add_target(r, "max_drop", args->max_drop, drop, drop <= args->max_drop);
+        if (args->min_size_reduction_pct > 0)
+                add_target(r, "min_size_reduction_pct", args->min_size_reduction_pct, reduction,
+                           reduction >= args->min_size_reduction_pct);
+        if (args->min_speedup_pct > 0)
+                add_target(r, "min_speedup_pct", args->min_speedup_pct, speedup, speedup >= args->min_speedup_pct);
+        if (args->target_size > 0)
+                add_target(r, "target_size", (double) args->target_size, (double) r->after.size_bytes,
+                           r->after.size_bytes <= args->target_size);
+}
+
+/* The accuracy-aware search: the sensitivity table on held-out training
+ * images, the knapsack for the smallest model within the drop budget, then
+ * verification on the validation set; while the measured drop exceeds
+ * --max-drop the budget shrinks, which sends the most sensitive layers
+ * back to 8 bits and dense. */
+static int search_targets(const CvoptModel *float_model, const CvoptDataset *train, DataSource *calib,
+                          const CvoptDataset *val, const OptimizeArgs *args, OptimizeReport *report,
+                          CvoptModel **ret_model, QuantizeReport **ret_layers) {
+        _cleanup_free_ size_t *indices = NULL;
+        Sensitivity table = {};
+        DataSource analysis;
+        double budget = isnan(args->max_drop) ? 5.0 : args->max_drop;
+        size_t count = MIN(args->analysis_count ? args->analysis_count : 1000, cvopt_dataset_count(train));
+        int r;
+
+        indices = calloc(count, sizeof(size_t));
+        if (!indices)
+                return -ENOMEM;
+        r = cvopt_dataset_sample(train, count, args->seed ^ 0xa11a1ULL, indices);
+        if (r < 0)
+                return r;
+        r = data_source_init(&analysis, train, float_model, 0);
+        if (r < 0)
+                return r;
+        analysis.indices = indices;
+        analysis.count = count;
+        SearchContext c = { .float_model = float_model, .calib = calib, .analysis = &analysis,
+                            .n_classes = cvopt_dataset_n_classes(train),
+                            .calibration = args->pipeline.quantize.calibration, .backend = args->backend,
+                            .progress = args->progress };
+        r = sensitivity_analyze(&c, &table);
+        if (r < 0)
+                return r;
+
+        for (unsigned attempt = 0; attempt < 6; attempt++, budget *= 0.6) {
+                _cleanup_(cvopt_model_freep) CvoptModel *m = NULL;
+                _cleanup_(quantize_report_freep) QuantizeReport *layers = NULL;
+                ModelNumbers n = {};
+                OptimizeArgs quick = *args;
+                Plan plan = {};
+
+                /* The last attempt is every layer at 8 bits, dense. */
+                r = search_plan(&table, float_model->graph->n_nodes, attempt == 5 ? 0 : budget, &plan);
+                if (r == -ENOSPC)
+                        r = search_plan(&table, float_model->graph->n_nodes, 1000, &plan);
+                if (r < 0)
+                        break;
+                if (attempt == 5)
+                        for (uint32_t i = 0; i < table.n_layers; i++) {
+                                plan.node_bits[table.nodes[i]] = 8;
+                                plan.node_sparsity[table.nodes[i]] = 0;
+                        }
+                r = search_build(&c, &plan, &m, &layers);
+                plan_done(&plan);
+                if (r < 0)
+                        break;
+                quick.train_sample = 0;
+                r = measure(m, val, NULL, NULL, &quick, "candidate", &n);
+                if (r < 0)
+                        break;
+                if (args->progress)
+                        fprintf(stderr, "search: drop budget %.2f points: validation top-1 %.2f%% (drop %.2f)\n", budget,
+                                n.top1, report->before.top1 - n.top1);
+                /* Keep the last candidate even if it misses: the caller
+                 * reports what was reached. */
+                cvopt_model_free(*ret_model);
+                quantize_report_free(*ret_layers);
+                *ret_model = TAKE_PTR(m);
+                *ret_layers = TAKE_PTR(layers);
+                if (isnan(args->max_drop) || report->before.top1 - n.top1 <= args->max_drop)
+                        break;
+        }
+        sensitivity_done(&table);
+        return r < 0 ? r : 0;
+}
+
 int optimize_run(const CvoptModel *float_model, const OptimizeArgs *args, OptimizeReport *ret_report,
                  QuantizeReport **ret_layers) {
         _cleanup_(cvopt_dataset_freep) CvoptDataset *calib = NULL, *val = NULL;
@@ -285,7 +398,11 @@ int optimize_run(const CvoptModel *float_model, const OptimizeArgs *args, Optimi
                         return r;
         }
 
-        r = pipeline_quantize(float_model, calib_source.count, data_source_feed, &calib_source, &pipeline, &quantized, &layers);
+        if (optimize_has_targets(args))
+                r = search_targets(float_model, calib, &calib_source, val, &measured, &report, &quantized, &layers);
+        else
+                r = pipeline_quantize(float_model, calib_source.count, data_source_feed, &calib_source, &pipeline,
+                                      &quantized, &layers);
         if (r < 0)
                 return r;
         r = cvopt_model_save(quantized, args->output_path);
@@ -307,7 +424,11 @@ int optimize_run(const CvoptModel *float_model, const OptimizeArgs *args, Optimi
         }
         report.seconds = now_sec() - start;
         describe(args, layers, &report);
+        if (optimize_has_targets(args))
+                check_targets(args, &report);
         *ret_report = report;
         *ret_layers = TAKE_PTR(layers);
+        if (optimize_has_targets(args) && !report.all_targets_met)
+                return cvopt_error_set(-CVOPT_E_TARGET, "%s", report.targets_missed);
         return 0;
 }

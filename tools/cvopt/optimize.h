@@ -22,6 +22,11 @@ typedef struct OptimizeArgs {
         unsigned bench_runs;
         PipelineOptions pipeline;
         const PruneSpec *prune;  /* NULL: no pruning */
+        /* Targets (NAN / 0: not stated). With any of them, the per-layer
+         * bits and sparsity come from the sensitivity search. */
+        double max_drop, min_size_reduction_pct, min_speedup_pct;
+        uint64_t target_size;
+        size_t analysis_count;   /* held-out training images for the sensitivity table */
         bool compare_rounding;   /* with GPTQ: also measure plain rounding, for the report */
         bool progress;           /* progress lines on stderr */
 } OptimizeArgs;
@@ -29,6 +34,8 @@ typedef struct OptimizeArgs {
 /* float_model: optimized float graph with its input spec. */
 /* A deep copy of a model (graph, input spec, labels). */
 int model_clone(const CvoptModel *m, CvoptModel **ret_copy);
+
+bool optimize_has_targets(const OptimizeArgs *args);
 
 int optimize_run(const CvoptModel *float_model, const OptimizeArgs *args, OptimizeReport *ret_report,
                  QuantizeReport **ret_layers);

@@ -37,6 +37,12 @@ void report_write_markdown(const OptimizeReport *r, FILE *f) {
         report_write_table(r, f);
         if (r->summary[0])
                 fprintf(f, "\n## What was done\n\n%s\n", r->summary);
+        if (r->n_targets) {
+                fprintf(f, "\n## Targets\n\n| target | bound | reached | met |\n|---|---:|---:|---|\n");
+                for (unsigned i = 0; i < r->n_targets; i++)
+                        fprintf(f, "| %s | %.2f | %.2f | %s |\n", r->targets[i].name, r->targets[i].bound,
+                                r->targets[i].value, r->targets[i].met ? "yes" : "**no**");
+        }
         if (r->n_variants) {
                 fprintf(f, "\n## Variants measured\n\n| variant | top-1 | top-5 | size |\n|---|---:|---:|---:|\n");
                 for (unsigned i = 0; i < r->n_variants; i++)
@@ -95,6 +101,16 @@ json_t *report_to_json(const OptimizeReport *r) {
         json_object_set_new(o, "speedup_pct", json_real(100.0 * (ratio(r->before.latency_ms, r->after.latency_ms) - 1)));
         json_object_set_new(o, "top1_drop", json_real(r->before.top1 - r->after.top1));
         json_object_set_new(o, "summary", json_string(r->summary));
+        if (r->n_targets) {
+                json_t *targets = json_object();
+
+                for (unsigned i = 0; i < r->n_targets; i++)
+                        json_object_set_new(targets, r->targets[i].name,
+                                            json_pack("{s:f, s:f, s:b}", "bound", r->targets[i].bound, "value",
+                                                      r->targets[i].value, "met", r->targets[i].met));
+                json_object_set_new(o, "targets", targets);
+                json_object_set_new(o, "all_targets_met", json_boolean(r->all_targets_met));
+        }
         json_object_set_new(o, "seconds", json_real(r->seconds));
         for (unsigned i = 0; i < r->n_variants; i++)
                 json_array_append_new(variants, json_pack("{s:s, s:f, s:f, s:I}", "name", r->variants[i].name, "top1",

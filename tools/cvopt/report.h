@@ -28,6 +28,12 @@ typedef struct ReportVariant {
         uint64_t size_bytes;
 } ReportVariant;
 
+typedef struct TargetResult {
+        const char *name;   /* "max_drop", ... */
+        double bound, value;
+        bool met;
+} TargetResult;
+
 typedef struct OptimizeReport {
         const char *source;
         const char *val_spec, *calib_spec, *train_spec;
@@ -38,6 +44,10 @@ typedef struct OptimizeReport {
         ReportVariant variants[8];
         unsigned n_variants;
         char summary[2048]; /* "what was done", in plain words */
+        TargetResult targets[4];
+        unsigned n_targets;
+        bool all_targets_met;
+        char targets_missed[512];
         double seconds;
 } OptimizeReport;
 

@@ -155,16 +155,20 @@ static int global_threshold(const CvoptGraph *g, const PruneSpec *spec, const do
         return r;
 }
 
-int prune_graph(CvoptGraph *g, const PruneSpec *spec, const double *node_amount, size_t n_calibration,
-                CalibrationFeed feed, void *userdata, PruneResult *ret) {
-        _cleanup_(gptq_stats_freep) GptqStats *stats = NULL;
+static int prune_graph_full(CvoptGraph *g, const PruneSpec *spec, const double *node_amount, size_t n_calibration,
+                            CalibrationFeed feed, void *userdata, const GptqStats *hessians, PruneResult *ret) {
+        _cleanup_(gptq_stats_freep) GptqStats *collected = NULL;
+        const GptqStats *stats = hessians;
         _cleanup_free_ bool *want = calloc(MAX(g->n_nodes, 1u), sizeof(bool));
         PruneResult result = {};
         float threshold = 0;
         int r;
 
-        if (spec->method == PRUNE_CHANNEL)
+        if (spec->method == PRUNE_CHANNEL) {
+                if (!feed)
+                        return -EINVAL;
                 return prune_graph_channels(g, spec, node_amount, n_calibration, feed, userdata, ret);
+        }
         if (!want)
                 return -ENOMEM;
         result.layers = calloc(MAX(g->n_nodes, 1u), sizeof(PruneLayer));
@@ -172,10 +176,11 @@ int prune_graph(CvoptGraph *g, const PruneSpec *spec, const double *node_amount,
                 return -ENOMEM;
         for (uint32_t k = 0; k < g->n_nodes; k++)
                 want[k] = quantize_is_layer(g, &g->nodes[k]) && layer_amount(g, spec, node_amount, k) > 0;
-        if (spec->method == PRUNE_OBS) {
-                r = gptq_collect(g, want, n_calibration, feed, userdata, &stats);
+        if (spec->method == PRUNE_OBS && !stats) {
+                r = gptq_collect(g, want, n_calibration, feed, userdata, &collected);
                 if (r < 0)
                         goto fail;
+                stats = collected;
         } else if (spec->global && (r = global_threshold(g, spec, node_amount, &threshold)) < 0)
                 goto fail;
 
@@ -231,4 +236,14 @@ int prune_graph(CvoptGraph *g, const PruneSpec *spec, const double *node_amount,
 fail:
         prune_result_done(&result);
         return r;
+}
+
+int prune_graph(CvoptGraph *g, const PruneSpec *spec, const double *node_amount, size_t n_calibration,
+                CalibrationFeed feed, void *userdata, PruneResult *ret) {
+        return prune_graph_full(g, spec, node_amount, n_calibration, feed, userdata, NULL, ret);
+}
+
+int prune_graph_with(CvoptGraph *g, const PruneSpec *spec, const double *node_amount, const GptqStats *hessians,
+                     PruneResult *ret) {
+        return prune_graph_full(g, spec, node_amount, 0, NULL, NULL, hessians, ret);
 }

@@ -12,6 +12,7 @@
 
 #include "cvopt/cvopt.h"
 #include "quant/calibrate.h"
+#include "quant/gptq.h"
 
 typedef enum PruneMethod {
         PRUNE_MAGNITUDE,
@@ -51,3 +52,8 @@ void prune_result_done(PruneResult *r);
  * the calibration samples through g for the layer statistics. */
 int prune_graph(CvoptGraph *g, const PruneSpec *spec, const double *node_amount, size_t n_calibration,
                 CalibrationFeed feed, void *userdata, PruneResult *ret);
+
+/* The same with OBS Hessians already collected on g (for the sensitivity
+ * analysis, which prunes one layer at a time from the same float graph). */
+int prune_graph_with(CvoptGraph *g, const PruneSpec *spec, const double *node_amount, const GptqStats *hessians,
+                     PruneResult *ret);

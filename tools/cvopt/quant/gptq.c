@@ -18,6 +18,9 @@ GptqStats *gptq_stats_free(GptqStats *s) {
                         free(h->blocks[b]);
                 free(h->blocks);
                 free(h->column_sum);
+                for (int64_t b = 0; h->inverse && b < DIV_ROUND_UP(h->depth, h->block); b++)
+                        free(h->inverse[b]);
+                free(h->inverse);
         }
         free(s->layers);
         free(s);
@@ -276,15 +279,24 @@ static void obs_select(const ObsPrune *prune, const float *w, int64_t depth, int
 /* One diagonal block of H: OBS updates for each column in turn — the
  * column is rounded to the grid (scale non-NULL) and/or zeroed where
  * pruned, and its error is spread over the columns not yet done. */
-static int obs_block(const GptqHessian *h, int64_t b, float *w, int64_t channels, const float *scale, int qmax,
-                     const ObsPrune *prune, uint8_t *mask) {
+/* U of block b (see GptqHessian.inverse), computing it on first use. */
+static int block_inverse(const GptqHessian *hc, int64_t b, const double **ret_u) {
+        GptqHessian *h = (GptqHessian *) hc;
         const int64_t start = b * h->block, m = MIN(h->block, h->depth - start);
-        _cleanup_free_ double *u = malloc((size_t) (m * m) * sizeof(double));
-        _cleanup_free_ double *err = malloc((size_t) (channels * GPTQ_BATCH) * sizeof(double));
-        double mean_diag = 0;
+        double mean_diag = 0, *u;
         int r;
 
-        if (!u || !err)
+        if (!h->inverse) {
+                h->inverse = calloc((size_t) DIV_ROUND_UP(h->depth, h->block), sizeof(double *));
+                if (!h->inverse)
+                        return -ENOMEM;
+        }
+        if (h->inverse[b]) {
+                *ret_u = h->inverse[b];
+                return 0;
+        }
+        u = malloc((size_t) (m * m) * sizeof(double));
+        if (!u)
                 return -ENOMEM;
         for (int64_t i = 0; i < m; i++)
                 for (int64_t j = i; j < m; j++)
@@ -293,18 +305,41 @@ static int obs_block(const GptqHessian *h, int64_t b, float *w, int64_t channels
                 mean_diag += u[i * m + i];
         mean_diag /= (double) m;
         for (int64_t i = 0; i < m; i++) {
-                /* An input that is always 0 carries no information: its
-                 * weights may be anything, 0 compresses best. */
-                if (u[i * m + i] == 0) {
+                if (u[i * m + i] == 0)
                         u[i * m + i] = 1;
-                        for (int64_t c = 0; c < channels; c++)
-                                w[c * h->depth + start + i] = 0;
-                }
                 u[i * m + i] += GPTQ_DAMP * (mean_diag > 0 ? mean_diag : 1);
         }
         r = gptq_inverse_cholesky_upper(u, m);
+        if (r < 0) {
+                free(u);
+                return r;
+        }
+        h->inverse[b] = u;
+        *ret_u = u;
+        return 0;
+}
+
+/* One diagonal block of H: OBS updates for each column in turn — the
+ * column is rounded to the grid (scale non-NULL) and/or zeroed where
+ * pruned, and its error is spread over the columns not yet done. */
+static int obs_block(const GptqHessian *h, int64_t b, float *w, int64_t channels, const float *scale, int qmax,
+                     const ObsPrune *prune, uint8_t *mask) {
+        const int64_t start = b * h->block, m = MIN(h->block, h->depth - start);
+        _cleanup_free_ double *err = malloc((size_t) (channels * GPTQ_BATCH) * sizeof(double));
+        const double *u;
+        int r;
+
+        if (!err)
+                return -ENOMEM;
+        r = block_inverse(h, b, &u);
         if (r < 0)
                 return r;
+        /* An input that is always 0 carries no information: its weights may
+         * be anything, 0 compresses best. */
+        for (int64_t i = 0; i < m; i++)
+                if (h->blocks[b][i * m + i] == 0)
+                        for (int64_t c = 0; c < channels; c++)
+                                w[c * h->depth + start + i] = 0;
 
         for (int64_t i1 = 0; i1 < m; i1 += GPTQ_BATCH) {
                 const int64_t i2 = MIN(i1 + GPTQ_BATCH, m);

@@ -23,6 +23,10 @@ typedef struct GptqHessian {
         double **blocks;  /* DIV_ROUND_UP(depth, block) upper-triangular sums of x x^T */
         uint64_t samples; /* input vectors summed */
         double *column_sum; /* [depth]: sum of each input, for means */
+        /* Per block, U with (H + damping)^-1 = U^T U, computed on first use
+         * and kept: the sensitivity analysis solves many layers' variants
+         * against the same H. (So a GptqStats is not for concurrent use.) */
+        double **inverse;
 } GptqHessian;
 
 typedef struct GptqStats {

@@ -12,18 +12,22 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(QuantizeReport *, quantize_report_free);
 /* GPTQ per layer: the rounded weights go to the quantizer through
  * options.node_weights. */
 static int run_gptq(const CvoptGraph *g, size_t n_samples, CalibrationFeed feed, void *userdata,
-                    const QuantizeOptions *o, float **node_weights) {
-        _cleanup_(gptq_stats_freep) GptqStats *stats = NULL;
+                    const QuantizeOptions *o, const GptqStats *hessians, float **node_weights) {
+        _cleanup_(gptq_stats_freep) GptqStats *collected = NULL;
         _cleanup_free_ bool *want = calloc(MAX(g->n_nodes, 1u), sizeof(bool));
+        const GptqStats *stats = hessians;
         int r;
 
         if (!want)
                 return -ENOMEM;
         for (uint32_t k = 0; k < g->n_nodes; k++)
                 want[k] = quantize_is_layer(g, &g->nodes[k]);
-        r = gptq_collect(g, want, n_samples, feed, userdata, &stats);
-        if (r < 0)
-                return r;
+        if (!stats) {
+                r = gptq_collect(g, want, n_samples, feed, userdata, &collected);
+                if (r < 0)
+                        return r;
+                stats = collected;
+        }
         for (uint32_t i = 0; i < stats->n_layers; i++) {
                 const GptqHessian *h = &stats->layers[i];
                 unsigned bits = quantize_layer_bits(g, o, h->node);
@@ -39,7 +43,22 @@ static int run_gptq(const CvoptGraph *g, size_t n_samples, CalibrationFeed feed,
                         free(w);
                         continue;
                 }
-                r = gptq_quantize(h, w, channels, bits);
+                /* Weights already pruned to 0 must stay 0: they become a
+                 * fixed mask of the same OBS pass. */
+                _cleanup_free_ uint8_t *mask = NULL;
+                bool any_zero = false;
+                for (int64_t i = 0; i < channels * depth && !any_zero; i++)
+                        any_zero = w[i] == 0;
+                if (any_zero) {
+                        mask = malloc((size_t) (channels * depth));
+                        if (!mask) {
+                                free(w);
+                                return -ENOMEM;
+                        }
+                        for (int64_t i = 0; i < channels * depth; i++)
+                                mask[i] = w[i] == 0;
+                }
+                r = bits <= 8 ? obs_solve(h, w, channels, bits, NULL, mask) : 0;
                 if (r < 0) {
                         free(w);
                         return cvopt_error_prefix(r, "node '%s'", g->nodes[h->node].name);
@@ -52,7 +71,8 @@ static int run_gptq(const CvoptGraph *g, size_t n_samples, CalibrationFeed feed,
 int pipeline_quantize(const CvoptModel *float_model, size_t n_calibration, CalibrationFeed feed, void *userdata,
                       const PipelineOptions *options, CvoptModel **ret_model, QuantizeReport **ret_report) {
         const CvoptGraph *g = float_model->graph;
-        _cleanup_(calibration_stats_freep) CalibrationStats *stats = NULL;
+        _cleanup_(calibration_stats_freep) CalibrationStats *collected = NULL;
+        const CalibrationStats *stats = options->calibration;
         _cleanup_(cvopt_model_freep) CvoptModel *m = NULL;
         _cleanup_(quantize_report_freep) QuantizeReport *report = NULL;
         float **node_weights = NULL;
@@ -60,15 +80,18 @@ int pipeline_quantize(const CvoptModel *float_model, size_t n_calibration, Calib
         CvoptGraph *q = NULL;
         int r;
 
-        r = calibration_collect(g, n_calibration, feed, options->progress, userdata, &stats);
-        if (r < 0)
-                return r;
+        if (!stats) {
+                r = calibration_collect(g, n_calibration, feed, options->progress, userdata, &collected);
+                if (r < 0)
+                        return r;
+                stats = collected;
+        }
         if (options->gptq) {
                 node_weights = calloc(MAX(g->n_nodes, 1u), sizeof(float *));
                 if (!node_weights)
                         return -ENOMEM;
                 size_t n = options->gptq_samples ? MIN(options->gptq_samples, n_calibration) : n_calibration;
-                r = run_gptq(g, n, feed, userdata, &quantize, node_weights);
+                r = run_gptq(g, n, feed, userdata, &quantize, options->hessians, node_weights);
                 if (r < 0)
                         goto finish;
                 quantize.node_weights = node_weights;

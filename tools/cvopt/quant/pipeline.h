@@ -14,6 +14,11 @@ typedef struct PipelineOptions {
         bool gptq;               /* error-compensating rounding for the weights */
         size_t gptq_samples;     /* calibration samples for the Hessians (0: all) */
         CalibrationProgress progress;
+        /* Already collected on this float graph: reused instead of running
+         * the calibration samples again (NULL: collect). */
+        const CalibrationStats *calibration;
+        /* Layer Hessians for GPTQ, already collected on this graph (NULL: collect). */
+        const struct GptqStats *hessians;
 } PipelineOptions;
 
 /* float_model's graph must be optimized (cvopt_graph_optimize). Writes a new
