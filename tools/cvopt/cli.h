@@ -39,3 +39,4 @@ static inline bool cli_show_progress(bool json) {
 int cmd_eval(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_optimize(int argc, char **argv);
+int cmd_analyze(int argc, char **argv);

@@ -14,6 +14,7 @@ static const Command commands[] = {
         { "eval", cmd_eval, "accuracy of a model on a labelled dataset" },
         { "optimize", cmd_optimize, "prune and quantize a float model, with a before/after report" },
         { "bench", cmd_bench, "latency and memory of one inference" },
+        { "analyze", cmd_analyze, "per-layer sensitivity to quantization and pruning" },
 };
 
 static void help(void) {
