@@ -24,8 +24,10 @@ static int read_spatial_attr(const CvoptNode *n, const char *name, uint32_t spat
         if ((uint32_t) count != spatial)
                 return ref_fail(-CVOPT_E_SHAPE, n, "attribute '%s' has %d values, expected %u", name, count, spatial);
         for (uint32_t i = 0; i < spatial; i++) {
-                if (buf[i] < 1)
-                        return ref_fail(-CVOPT_E_UNSUPPORTED, n, "attribute '%s' value %lld must be positive", name,
+                /* The bound keeps every later product of sizes, strides
+                 * and dilations far from int64 overflow. */
+                if (buf[i] < 1 || buf[i] > INT32_MAX)
+                        return ref_fail(-CVOPT_E_UNSUPPORTED, n, "attribute '%s' value %lld is out of range", name,
                                         (long long) buf[i]);
                 values[i] = buf[i];
         }
@@ -92,8 +94,10 @@ int ref_window_params(const CvoptNode *n, const CvoptTensor *x, const int64_t *k
                 uint32_t s = 3 - spatial + i;
                 int64_t in = x->dims[2 + i], k = kernel[i], extent, span;
 
-                if (k < 1)
+                if (k < 1 || k > INT32_MAX)
                         return ref_fail(-CVOPT_E_SHAPE, n, "kernel size %lld", (long long) k);
+                if (in > INT32_MAX)
+                        return ref_fail(-CVOPT_E_SHAPE, n, "input size %lld too large", (long long) in);
                 if (__builtin_mul_overflow(k - 1, dilation[i], &extent) || extent > INT32_MAX)
                         return ref_fail(-CVOPT_E_SHAPE, n, "kernel extent too large");
                 extent += 1;

@@ -136,12 +136,13 @@ static void broadcast_init(Broadcast *bc, const CvoptTensor *a, const CvoptTenso
 
 /* One inner row of length count with strides sa/sb (0 or 1 in practice).
  * The three common stride patterns get their own loops so the compiler
- * vectorizes them. */
+ * vectorizes them. No restrict: the output may be one of the inputs (an
+ * executor computing a residual Add in place), element for element. */
 #define BINARY_ROW(T, OPEXPR)                                                                         \
         do {                                                                                          \
-                const T *restrict pa = va;                                                            \
-                const T *restrict pb = vb;                                                            \
-                T *restrict po = vo;                                                                  \
+                const T *pa = va;                                                                     \
+                const T *pb = vb;                                                                     \
+                T *po = vo;                                                                           \
                 if (sa == 1 && sb == 1)                                                               \
                         for (size_t i = 0; i < count; i++) {                                          \
                                 T x = pa[i], y = pb[i];                                               \
@@ -284,6 +285,15 @@ static int binary_apply(const CvoptNode *n, BinaryKind kind, const CvoptTensor *
                 return 0;
         if (out->ndim == 0) {
                 row(kind, a->data, 0, b->data, 0, out->data, 1);
+                return 0;
+        }
+        if (ref_count(a) == ref_count(out) && ref_count(b) == ref_count(out)) {
+                /* Same shapes (up to leading 1s): one flat row. */
+                row(kind, a->data, 1, b->data, 1, out->data, ref_count(out));
+                return 0;
+        }
+        if (ref_count(b) == 1 && ref_count(a) == ref_count(out)) {
+                row(kind, a->data, 1, b->data, 0, out->data, ref_count(out));
                 return 0;
         }
         broadcast_init(&bc, a, b, out);

@@ -404,6 +404,11 @@ static void test_matmul_batch_broadcast(void **state) {
         assert_int_equal(eval_last(g), 0);
         assert_shape(&g->tensors[y], 4, DIMS(2, 3, 1, 1));
         assert_floats_near(g->tensors[y].data, FLOATS(1, 2, 3, 3, 4, 7), 6, 0);
+        /* A fused Clip applies to every batch's output. */
+        assert_int_equal(cvopt_node_set_string(&g->nodes[0], "activation", "Clip"), 0);
+        assert_int_equal(cvopt_node_set_float(&g->nodes[0], "activation_max", 3.5f), 0);
+        assert_int_equal(eval_last(g), 0);
+        assert_floats_near(g->tensors[y].data, FLOATS(1, 2, 3, 3, 3.5f, 3.5f), 6, 0);
 }
 
 /* Pools against hand-computed values (the first two are ONNX's own
