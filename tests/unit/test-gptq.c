@@ -119,9 +119,7 @@ static void check_gptq_beats_rounding(int64_t depth, int64_t block, unsigned bit
                       (long long) block, bits, e_round, e_gptq);
         assert_true(e_gptq < 0.7 * e_round);
 
-        for (int64_t b = 0; b * block < depth; b++)
-                free(h.blocks[b]);
-        free(h.blocks);
+        gptq_hessian_done(&h);
         free(w);
         free(gq);
         free(rq);

@@ -8,20 +8,28 @@
 DEFINE_TRIVIAL_CLEANUP_FUNC(CvoptSession *, cvopt_session_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(GptqStats *, gptq_stats_free);
 
+void gptq_hessian_done(GptqHessian *h) {
+        int64_t n = h->block > 0 ? DIV_ROUND_UP(h->depth, h->block) : 0;
+
+        for (int64_t b = 0; b < n; b++) {
+                if (h->blocks)
+                        free(h->blocks[b]);
+                if (h->inverse)
+                        free(h->inverse[b]);
+        }
+        free(h->blocks);
+        free(h->inverse);
+        free(h->column_sum);
+        h->blocks = NULL;
+        h->inverse = NULL;
+        h->column_sum = NULL;
+}
+
 GptqStats *gptq_stats_free(GptqStats *s) {
         if (!s)
                 return NULL;
-        for (uint32_t i = 0; i < s->n_layers; i++) {
-                GptqHessian *h = &s->layers[i];
-
-                for (int64_t b = 0; h->blocks && b < DIV_ROUND_UP(h->depth, h->block); b++)
-                        free(h->blocks[b]);
-                free(h->blocks);
-                free(h->column_sum);
-                for (int64_t b = 0; h->inverse && b < DIV_ROUND_UP(h->depth, h->block); b++)
-                        free(h->inverse[b]);
-                free(h->inverse);
-        }
+        for (uint32_t i = 0; i < s->n_layers; i++)
+                gptq_hessian_done(&s->layers[i]);
         free(s->layers);
         free(s);
         return NULL;

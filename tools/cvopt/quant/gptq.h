@@ -35,6 +35,7 @@ typedef struct GptqStats {
 } GptqStats;
 
 GptqStats *gptq_stats_free(GptqStats *s);
+void gptq_hessian_done(GptqHessian *h);
 
 /* Collects H for every Conv (group 1), Gemm and MatMul with constant
  * weights for which want[node] is true (want NULL: all of them). */
