@@ -517,6 +517,12 @@ static void test_optimize_pipeline(void **state) {
         assert_int_equal(cvopt_graph_infer_shapes(reference), 0);
         assert_int_equal(count_op(reference, CVOPT_OP_BATCH_NORMALIZATION), 1);
         assert_graphs_agree(g, reference, 12, 1e-5);
+
+        /* A second run finds nothing left to do: loading an optimized
+         * model and optimizing it again must be harmless. */
+        assert_int_equal(cvopt_graph_optimize(g), 0);
+        assert_int_equal(g->n_nodes, 3);
+        assert_graphs_agree(g, reference, 13, 1e-5);
 }
 
 static void test_infer_shapes_errors(void **state) {
