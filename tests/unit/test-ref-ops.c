@@ -331,8 +331,10 @@ static void test_gemm_errors(void **state) {
         assert_error_names_node(eval_last(g), -CVOPT_E_SHAPE, "fc1");
         assert_int_equal(cvopt_node_set_int(&g->nodes[0], "transB", 1), 0);
         assert_int_equal(eval_last(g), 0);
-        g->nodes[0].n_inputs = 3; /* C of 4 does not broadcast to 2x2. */
-        assert_error_names_node(eval_last(g), -CVOPT_E_SHAPE, "fc1");
+        /* C of 4 does not broadcast to 2x2. */
+        assert_int_equal(cvopt_node_set_int(add_node(g, "fc2", CVOPT_OP_GEMM, 3, ins, add_output(g, "y2")), "transB", 1),
+                         0);
+        assert_error_names_node(eval_last(g), -CVOPT_E_SHAPE, "fc2");
 }
 
 /* MatMul: numpy semantics including 1-D operands and batch broadcasting. */
