@@ -6,9 +6,11 @@
  * Usage: node bench/ort_run.js MODEL.onnx INPUT.bin OUTPUT.bin
  *            [--shape 1,3,224,224] [--threads N] [--repeat N]
  *
- * INPUT.bin is little-endian float32 in NCHW order; its size must equal the
- * product of --shape (default: the model's own input shape when ORT reports
- * it, else 1,3,224,224). OUTPUT.bin receives the first output tensor.
+ * INPUT.bin is little-endian float32 in NCHW order; its size must be a
+ * multiple of the product of --shape (default: the model's own input shape
+ * when ORT reports it, else 1,3,224,224). Several inputs back to back are run
+ * one after the other (a whole test set for a batch-1 model). OUTPUT.bin
+ * receives the first output tensor of each run, concatenated.
  * With --repeat N the model also runs N more times and the median latency
  * is printed, one JSON object per run on stdout.
  */
@@ -82,26 +84,32 @@ async function main() {
         const count = shape.reduce((a, b) => a * b, 1);
 
         const bytes = fs.readFileSync(inputPath);
-        if (bytes.length !== count * 4) {
-                process.stderr.write(`${inputPath}: ${bytes.length} bytes, shape ${shape.join("x")} needs ${count * 4}\n`);
+        if (bytes.length === 0 || bytes.length % (count * 4) !== 0) {
+                process.stderr.write(`${inputPath}: ${bytes.length} bytes, not a multiple of ` +
+                                     `shape ${shape.join("x")} (${count * 4} bytes)\n`);
                 process.exit(1);
         }
-        /* Copy into an aligned buffer: a Buffer from readFileSync may share
-         * a pool slab at an offset that is not a multiple of 4. */
-        const data = new Float32Array(count);
-        for (let i = 0; i < count; i++)
-                data[i] = bytes.readFloatLE(i * 4);
-
-        const feeds = { [session.inputNames[0]]: new ort.Tensor("float32", data, shape) };
-        const results = await session.run(feeds);
-        const out = results[session.outputNames[0]];
-        const outBytes = Buffer.alloc(out.data.length * 4);
-        for (let i = 0; i < out.data.length; i++)
-                outBytes.writeFloatLE(out.data[i], i * 4);
-        fs.writeFileSync(outputPath, outBytes);
+        const inputs = bytes.length / (count * 4);
+        const outChunks = [];
+        let feeds, out;
+        for (let n = 0; n < inputs; n++) {
+                /* Copy into an aligned buffer: a Buffer from readFileSync may
+                 * share a pool slab at an offset that is not a multiple of 4. */
+                const data = new Float32Array(count);
+                for (let i = 0; i < count; i++)
+                        data[i] = bytes.readFloatLE((n * count + i) * 4);
+                feeds = { [session.inputNames[0]]: new ort.Tensor("float32", data, shape) };
+                const results = await session.run(feeds);
+                out = results[session.outputNames[0]];
+                const outBytes = Buffer.alloc(out.data.length * 4);
+                for (let i = 0; i < out.data.length; i++)
+                        outBytes.writeFloatLE(out.data[i], i * 4);
+                outChunks.push(outBytes);
+        }
+        fs.writeFileSync(outputPath, Buffer.concat(outChunks));
 
         const report = { model: modelPath, ort: ort.env.versions ? ort.env.versions.common : null,
-                         output: session.outputNames[0], output_dims: out.dims, threads: options.threads };
+                         output: session.outputNames[0], output_dims: out.dims, inputs, threads: options.threads };
         if (options.repeat > 0) {
                 const times = [];
                 for (let i = 0; i < options.repeat; i++) {
