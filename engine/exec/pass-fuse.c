@@ -172,7 +172,7 @@ int cvopt_graph_remove_identities(CvoptGraph *g) {
                         for (uint32_t s = 0; s < g->nodes[producer].n_outputs; s++)
                                 if (g->nodes[producer].outputs[s] == x)
                                         g->nodes[producer].outputs[s] = y;
-                        /* The identity itself still reads x; it goes below. */
+                        /* This makes the identity read y too; it is removed below. */
                         graph_replace_uses(g, x, y);
                         /* y's shape and dtype are x's, by definition. */
                         if (g->tensors[x].has_shape && !g->tensors[y].has_shape) {

@@ -19,7 +19,7 @@ typedef struct SessionNode {
         const CvoptTensor **inputs; /* into CvoptSession.tensors; NULL for absent inputs */
         CvoptTensor **outputs;
         bool on_primary; /* run by the chosen backend, else by cpu-ref */
-        bool ran_on_primary; /* in the last run */
+        bool ran_on_primary; /* in the last run (before any: the plan) */
         uint64_t time_nsec;
 } SessionNode;
 
@@ -232,6 +232,8 @@ static int session_build_nodes(CvoptSession *s) {
                 if (!sn->on_primary && !reference_runs)
                         return cvopt_error_set(-CVOPT_E_UNSUPPORTED, "node '%s' (op %s): no implementation",
                                                n->name, graph_op_name(n->op));
+                /* Until the first run, report the plan. */
+                sn->ran_on_primary = sn->on_primary;
         }
         return 0;
 }

@@ -41,25 +41,29 @@ static CvoptGraph *clone_of(const CvoptGraph *g) {
         return c;
 }
 
-/* x[1,3,7,7] -> Conv 3x3 -> BN -> y */
-static CvoptGraph *make_conv_bn(bool with_bias) {
+/* x[1,6,7,7] -> Conv 3x3 -> BN -> y; grouped: 3 groups of 2 channels in,
+ * 2 channels out each (weight [6, 2, 3, 3]), like MobileNet's grouped and
+ * depthwise layers. */
+static CvoptGraph *make_conv_bn(bool with_bias, bool grouped) {
         CvoptGraph *g;
-        int64_t x_dims[4] = { 1, 3, 7, 7 };
-        int32_t x, y;
+        int64_t x_dims[4] = { 1, 6, 7, 7 };
+        int32_t x, y, node;
 
         rng_state = 2024;
         assert_int_equal(cvopt_graph_new(&g), 0);
         assert_int_equal(cvopt_graph_add_tensor(g, "x", CVOPT_DTYPE_FLOAT32, 4, x_dims, &x), 0);
-        add_conv_node(g, "conv", x, 3, 5, 3, with_bias, "c");
-        y = add_batchnorm(g, "bn", cvopt_graph_find_tensor(g, "c"), 5, "y");
+        node = add_conv_node(g, "conv", x, grouped ? 2 : 6, grouped ? 6 : 5, 3, with_bias, "c");
+        if (grouped)
+                assert_int_equal(cvopt_node_set_int(&g->nodes[node], "group", 3), 0);
+        y = add_batchnorm(g, "bn", cvopt_graph_find_tensor(g, "c"), grouped ? 6 : 5, "y");
         assert_int_equal(cvopt_graph_set_inputs(g, 1, &x), 0);
         assert_int_equal(cvopt_graph_set_outputs(g, 1, &y), 0);
         assert_int_equal(cvopt_graph_infer_shapes(g), 0);
         return g;
 }
 
-static void check_conv_bn_fold(bool with_bias) {
-        _cleanup_(cvopt_graph_freep) CvoptGraph *g = make_conv_bn(with_bias);
+static void check_conv_bn_fold(bool with_bias, bool grouped) {
+        _cleanup_(cvopt_graph_freep) CvoptGraph *g = make_conv_bn(with_bias, grouped);
         _cleanup_(cvopt_graph_freep) CvoptGraph *reference = clone_of(g);
         const CvoptNode *conv;
 
@@ -85,12 +89,13 @@ static void check_conv_bn_fold(bool with_bias) {
 
 static void test_fold_batchnorm_conv(void **state) {
         (void) state;
-        check_conv_bn_fold(true);
+        check_conv_bn_fold(true, false);
+        check_conv_bn_fold(true, true);
 }
 
 static void test_fold_batchnorm_conv_creates_bias(void **state) {
         (void) state;
-        check_conv_bn_fold(false);
+        check_conv_bn_fold(false, false);
 }
 
 /* x[4,6] -> Gemm (alpha, beta, C) -> BN over the 8 output columns -> y */
@@ -517,6 +522,12 @@ static void test_optimize_pipeline(void **state) {
         assert_int_equal(cvopt_graph_infer_shapes(reference), 0);
         assert_int_equal(count_op(reference, CVOPT_OP_BATCH_NORMALIZATION), 1);
         assert_graphs_agree(g, reference, 12, 1e-5);
+
+        /* A second run finds nothing left to do: loading an optimized
+         * model and optimizing it again must be harmless. */
+        assert_int_equal(cvopt_graph_optimize(g), 0);
+        assert_int_equal(g->n_nodes, 3);
+        assert_graphs_agree(g, reference, 13, 1e-5);
 }
 
 static void test_infer_shapes_errors(void **state) {

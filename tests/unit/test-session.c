@@ -330,6 +330,9 @@ static void test_backend_table_and_fallback(void **state) {
         fake_state = (FakeBackend) { 0 };
         assert_int_equal(session_new_with_backend(g, NULL, &fake_backend, &s), 0);
         assert_string_equal(cvopt_session_backend_name(s), "fake");
+        for (uint32_t k = 0; k < g->n_nodes; k++)
+                assert_string_equal(cvopt_session_node_backend_name(s, k),
+                                    g->nodes[k].op == CVOPT_OP_RELU ? "fake" : "cpu-ref");
         fill_input(s, 0, 11);
         assert_int_equal(cvopt_session_run(s), 0);
         assert_int_equal(fake_state.calls, 1);

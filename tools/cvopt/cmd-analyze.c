@@ -6,14 +6,12 @@
 
 #include "cli.h"
 #include "macro.h"
-#include "model-open.h"
 #include "search.h"
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(CvoptModel *, cvopt_model_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(CvoptDataset *, cvopt_dataset_free);
 
-static void help(void) {
-        printf("Usage: cvopt analyze MODEL --calib DATASET --val DATASET [options]\n\n"
+void cmd_analyze_help(FILE *f) {
+        fprintf(f, "Usage: cvopt analyze MODEL --calib DATASET --val DATASET [options]\n\n"
                "Sensitivity of each weighted layer: top-1 on the validation images when only that layer\n"
                "is quantized to 8 or 4 bits and pruned (OBS) to 0, 50 or 75%%, every other layer at\n"
                "8 bits; and the bytes each choice would take.\n\n"
@@ -30,7 +28,7 @@ int cmd_analyze(int argc, char **argv) {
                 { "help", no_argument, NULL, 'h' },      { "calib", required_argument, NULL, 'c' },
                 { "val", required_argument, NULL, 'v' }, { "val-limit", required_argument, NULL, 'l' },
                 { "calib-count", required_argument, NULL, 'n' }, { "json", no_argument, NULL, 'j' },
-                INPUT_SPEC_OPTIONS,                      {},
+                INPUT_SPEC_LONG_OPTIONS,                      {},
         };
         _cleanup_(cvopt_model_freep) CvoptModel *model = NULL;
         _cleanup_(cvopt_dataset_freep) CvoptDataset *calib = NULL, *val = NULL;
@@ -48,8 +46,8 @@ int cmd_analyze(int argc, char **argv) {
 
                 switch (c) {
                 case 'h':
-                        help();
-                        return EXIT_OK;
+                        cmd_analyze_help(stdout);
+                        return EXIT_SUCCESS;
                 case 'c':
                         calib_spec = optarg;
                         break;
@@ -61,7 +59,7 @@ int cmd_analyze(int argc, char **argv) {
                         errno = 0;
                         unsigned long v = strtoul(optarg, &end, 10);
                         if (errno || *end || end == optarg || v == 0)
-                                return cli_usage("analyze", "--val-limit/--calib-count need a positive count");
+                                return usage_error("analyze", "%s", "--val-limit/--calib-count need a positive count");
                         *(c == 'l' ? &limit : &calib_count) = v;
                         break;
                 case 'j':
@@ -69,26 +67,22 @@ int cmd_analyze(int argc, char **argv) {
                         break;
                 default:
                         r = input_spec_flags_parse(&spec, c, optarg);
-                        if (r < 0) {
-                                fprintf(stderr, "cvopt analyze: %s\n", cvopt_error_detail());
-                                return EXIT_USAGE;
-                        }
-                        if (r == 0)
-                                return cli_usage("analyze", "unknown option");
+                        if (r <= 0)
+                                return usage_hint("analyze");
                 }
         }
         if (optind + 1 != argc || !calib_spec || !val_spec)
-                return cli_usage("analyze", "needs MODEL, --calib DATASET and --val DATASET");
+                return usage_error("analyze", "%s", "needs MODEL, --calib DATASET and --val DATASET");
         if ((r = model_open_any(argv[optind], &spec, &model)) < 0 || (r = cvopt_dataset_open(calib_spec, &calib)) < 0 ||
             (r = cvopt_dataset_open(val_spec, &val)) < 0 || (r = data_source_init(&calib_source, calib, model, 0)) < 0 ||
             (r = data_source_init(&val_source, val, model, limit)) < 0)
-                return cli_fail(r, NULL);
+                return log_error(r, NULL), EXIT_FAILURE;
         calib_count = MIN(calib_count, (unsigned long) cvopt_dataset_count(calib));
         indices = calloc(calib_count, sizeof(size_t));
         if (!indices)
-                return cli_fail(-ENOMEM, NULL);
+                return log_error(-ENOMEM, NULL), EXIT_FAILURE;
         if ((r = cvopt_dataset_sample(calib, calib_count, 1, indices)) < 0)
-                return cli_fail(r, NULL);
+                return log_error(r, NULL), EXIT_FAILURE;
         calib_source.indices = indices;
         calib_source.count = calib_count;
 
@@ -97,7 +91,7 @@ int cmd_analyze(int argc, char **argv) {
                               .progress = cli_show_progress(json) };
         r = sensitivity_analyze(&ctx, &table);
         if (r < 0)
-                return cli_fail(r, "analyze");
+                return log_error(r, "analyze"), EXIT_FAILURE;
         if (json) {
                 json_t *o = json_pack("{s:s, s:I, s:f, s:f}", "model", argv[optind], "n", (json_int_t) table.n_eval,
                                       "float_top1", table.float_top1, "int8_top1", table.base_top1);
@@ -135,5 +129,5 @@ int cmd_analyze(int argc, char **argv) {
                 }
         }
         sensitivity_done(&table);
-        return EXIT_OK;
+        return EXIT_SUCCESS;
 }

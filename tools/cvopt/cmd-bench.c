@@ -6,12 +6,10 @@
 #include "bench.h"
 #include "cli.h"
 #include "macro.h"
-#include "model-open.h"
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(CvoptModel *, cvopt_model_free);
 
-static void help(void) {
-        printf("Usage: cvopt bench MODEL [options]\n\n"
+void cmd_bench_help(FILE *f) {
+        fprintf(f, "Usage: cvopt bench MODEL [options]\n\n"
                "Latency of one inference (batch 1) after warm-up: median and p90 over the runs,\n"
                "and the process's peak resident memory.\n\n"
                "  --backend B              cpu (default), cpu-ref, cpu-simd\n"
@@ -28,7 +26,7 @@ int cmd_bench(int argc, char **argv) {
                 { "help", no_argument, NULL, 'h' },     { "backend", required_argument, NULL, 'b' },
                 { "threads", required_argument, NULL, 't' }, { "runs", required_argument, NULL, 'r' },
                 { "warmup", required_argument, NULL, 'w' }, { "layers", no_argument, NULL, 'L' },
-                { "json", no_argument, NULL, 'j' },    INPUT_SPEC_OPTIONS,
+                { "json", no_argument, NULL, 'j' },    INPUT_SPEC_LONG_OPTIONS,
                 {},
         };
         _cleanup_(cvopt_model_freep) CvoptModel *model = NULL;
@@ -44,8 +42,8 @@ int cmd_bench(int argc, char **argv) {
 
                 switch (c) {
                 case 'h':
-                        help();
-                        return EXIT_OK;
+                        cmd_bench_help(stdout);
+                        return EXIT_SUCCESS;
                 case 'b':
                         bo.backend = optarg;
                         break;
@@ -55,7 +53,7 @@ int cmd_bench(int argc, char **argv) {
                         errno = 0;
                         v = strtoul(optarg, &end, 10);
                         if (errno || *end || end == optarg || v > 1000000 || (c == 'r' && v == 0))
-                                return cli_usage("bench", "--threads/--runs/--warmup need a count");
+                                return usage_error("bench", "%s", "--threads/--runs/--warmup need a count");
                         if (c == 't')
                                 bo.threads = (int) v;
                         else if (c == 'r')
@@ -71,22 +69,18 @@ int cmd_bench(int argc, char **argv) {
                         break;
                 default:
                         r = input_spec_flags_parse(&spec, c, optarg);
-                        if (r < 0) {
-                                fprintf(stderr, "cvopt bench: %s\n", cvopt_error_detail());
-                                return EXIT_USAGE;
-                        }
-                        if (r == 0)
-                                return cli_usage("bench", "unknown option");
+                        if (r <= 0)
+                                return usage_hint("bench");
                 }
         }
         if (optind + 1 != argc)
-                return cli_usage("bench", "needs one MODEL");
+                return usage_error("bench", "%s", "needs one MODEL");
         r = model_open_any(argv[optind], &spec, &model);
         if (r < 0)
-                return cli_fail(r, NULL);
+                return log_error(r, NULL), EXIT_FAILURE;
         r = bench_graph(model->graph, &bo, &result);
         if (r < 0)
-                return cli_fail(r, argv[optind]);
+                return log_error(r, argv[optind]), EXIT_FAILURE;
         if (json) {
                 json_t *o = json_pack("{s:s, s:s, s:f, s:f, s:f, s:f, s:i, s:I, s:I}", "model", argv[optind], "backend",
                                       result.backend, "median_ms", result.median_ms, "p90_ms", result.p90_ms, "min_ms",
@@ -119,5 +113,5 @@ int cmd_bench(int argc, char **argv) {
                 }
         }
         bench_result_done(&result);
-        return EXIT_OK;
+        return EXIT_SUCCESS;
 }

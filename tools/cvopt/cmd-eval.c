@@ -7,13 +7,11 @@
 #include "data-source.h"
 #include "eval.h"
 #include "macro.h"
-#include "model-open.h"
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(CvoptModel *, cvopt_model_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(CvoptDataset *, cvopt_dataset_free);
 
-static void help(void) {
-        printf("Usage: cvopt eval MODEL --data DATASET [options]\n\n"
+void cmd_eval_help(FILE *f) {
+        fprintf(f, "Usage: cvopt eval MODEL --data DATASET [options]\n\n"
                "Top-1/top-5 accuracy, per-class accuracy and confusion matrix of MODEL (.onnx or .cvm)\n"
                "on DATASET: fashion-mnist:train, fashion-mnist:test, idx:IMAGES,LABELS or dir:PATH.\n\n"
                "  --data DATASET           the labelled images\n"
@@ -103,7 +101,7 @@ int cmd_eval(int argc, char **argv) {
                 { "backend", required_argument, NULL, 'b' },
                 { "threads", required_argument, NULL, 't' },
                 { "json", no_argument, NULL, 'j' },
-                INPUT_SPEC_OPTIONS,
+                INPUT_SPEC_LONG_OPTIONS,
                 {},
         };
         _cleanup_(cvopt_model_freep) CvoptModel *model = NULL;
@@ -121,8 +119,8 @@ int cmd_eval(int argc, char **argv) {
 
                 switch (c) {
                 case 'h':
-                        help();
-                        return EXIT_OK;
+                        cmd_eval_help(stdout);
+                        return EXIT_SUCCESS;
                 case 'd':
                         data = optarg;
                         break;
@@ -131,7 +129,7 @@ int cmd_eval(int argc, char **argv) {
                         errno = 0;
                         unsigned long v = strtoul(optarg, &end, 10);
                         if (errno || *end || end == optarg || (c == 't' && v > 64))
-                                return cli_usage("eval", c == 'l' ? "--limit needs a count" : "--threads needs 1..64");
+                                return usage_error("eval", "%s", c == 'l' ? "--limit needs a count" : "--threads needs 1..64");
                         *(c == 'l' ? &limit : &threads) = v;
                         break;
                 case 'b':
@@ -142,36 +140,32 @@ int cmd_eval(int argc, char **argv) {
                         break;
                 default:
                         r = input_spec_flags_parse(&spec, c, optarg);
-                        if (r < 0) {
-                                fprintf(stderr, "cvopt eval: %s\n", cvopt_error_detail());
-                                return EXIT_USAGE;
-                        }
-                        if (r == 0)
-                                return cli_usage("eval", "unknown option");
+                        if (r <= 0)
+                                return usage_hint("eval");
                 }
         }
         if (optind + 1 != argc || !data)
-                return cli_usage("eval", "needs one MODEL and --data DATASET");
+                return usage_error("eval", "%s", "needs one MODEL and --data DATASET");
 
         r = model_open_any(argv[optind], &spec, &model);
         if (r < 0)
-                return cli_fail(r, NULL);
+                return log_error(r, NULL), EXIT_FAILURE;
         r = cvopt_dataset_open(data, &dataset);
         if (r < 0)
-                return cli_fail(r, NULL);
+                return log_error(r, NULL), EXIT_FAILURE;
         r = data_source_init(&source, dataset, model, limit);
         if (r < 0)
-                return cli_fail(r, NULL);
+                return log_error(r, NULL), EXIT_FAILURE;
         r = eval_graph(model->graph, source.count, cvopt_dataset_n_classes(dataset), data_source_fetch, &source,
                        &(EvalOptions) { .backend = backend, .threads = (unsigned) threads,
                                         .progress = cli_show_progress(json) ? progress : NULL },
                        &result);
         if (r < 0)
-                return cli_fail(r, argv[optind]);
+                return log_error(r, argv[optind]), EXIT_FAILURE;
         if (json)
                 r = print_json(argv[optind], model, dataset, &result, backend);
         else
                 print_human(model, dataset, &result);
         eval_result_done(&result);
-        return r < 0 ? cli_fail(r, NULL) : EXIT_OK;
+        return r < 0 ? (log_error(r, NULL), EXIT_FAILURE) : EXIT_SUCCESS;
 }

@@ -7,14 +7,12 @@
 
 #include "cli.h"
 #include "macro.h"
-#include "model-open.h"
 #include "optimize.h"
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(CvoptModel *, cvopt_model_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(QuantizeReport *, quantize_report_free);
 
-static void help(void) {
-        printf("Usage: cvopt optimize MODEL.onnx -o OUT.cvm --calib DATASET --val DATASET [options]\n\n"
+void cmd_optimize_help(FILE *f) {
+        fprintf(f, "Usage: cvopt optimize MODEL.onnx -o OUT.cvm --calib DATASET --val DATASET [options]\n\n"
                "Post-training compression of a float model: optional pruning, then int8 (or int4-weight)\n"
                "quantization; evaluates before and after on the same data and writes OUT.cvm and a report.\n\n"
                "  -o, --output FILE        the optimized model (.cvm)\n"
@@ -129,7 +127,7 @@ int cmd_optimize(int argc, char **argv) {
                 { "min-speedup", required_argument, NULL, OPT_MIN_SPEEDUP },
                 { "target-size", required_argument, NULL, OPT_TARGET_SIZE },
                 { "analysis-count", required_argument, NULL, OPT_ANALYSIS_COUNT },
-                INPUT_SPEC_OPTIONS,
+                INPUT_SPEC_LONG_OPTIONS,
                 {},
         };
         _cleanup_(cvopt_model_freep) CvoptModel *model = NULL;
@@ -155,8 +153,8 @@ int cmd_optimize(int argc, char **argv) {
         while ((c = getopt_long(argc, argv, "ho:", options, NULL)) >= 0) {
                 switch (c) {
                 case 'h':
-                        help();
-                        return EXIT_OK;
+                        cmd_optimize_help(stdout);
+                        return EXIT_SUCCESS;
                 case 'o':
                         args.output_path = optarg;
                         break;
@@ -172,17 +170,17 @@ int cmd_optimize(int argc, char **argv) {
                         else if (streq(optarg, "w4a8"))
                                 args.pipeline.quantize.weight_bits = 4;
                         else
-                                return cli_usage("optimize", "--quantize takes int8 or w4a8");
+                                return usage_error("optimize", "%s", "--quantize takes int8 or w4a8");
                         break;
                 case OPT_CALIBRATION:
                         r = calibration_method_from_name(optarg);
                         if (r < 0)
-                                return cli_usage("optimize", "--calibration takes minmax, percentile, mse, entropy or auto");
+                                return usage_error("optimize", "%s", "--calibration takes minmax, percentile, mse, entropy or auto");
                         args.pipeline.quantize.calibration = r;
                         break;
                 case OPT_CALIB_COUNT:
                         if (parse_count(optarg, 1000000, &v) < 0 || v == 0)
-                                return cli_usage("optimize", "--calib-count needs a positive count");
+                                return usage_error("optimize", "%s", "--calib-count needs a positive count");
                         args.calib_count = v;
                         break;
                 case OPT_GPTQ:
@@ -208,12 +206,12 @@ int cmd_optimize(int argc, char **argv) {
                 case OPT_VAL_LIMIT:
                 case OPT_TRAIN_SAMPLE:
                         if (parse_count(optarg, 100000000, &v) < 0)
-                                return cli_usage("optimize", "--val-limit/--train-sample need a count");
+                                return usage_error("optimize", "%s", "--val-limit/--train-sample need a count");
                         *(c == OPT_VAL_LIMIT ? &args.val_limit : &args.train_sample) = v;
                         break;
                 case OPT_SEED:
                         if (parse_count(optarg, ULONG_MAX, &v) < 0)
-                                return cli_usage("optimize", "--seed needs a number");
+                                return usage_error("optimize", "%s", "--seed needs a number");
                         args.seed = v;
                         break;
                 case OPT_BACKEND:
@@ -229,7 +227,7 @@ int cmd_optimize(int argc, char **argv) {
                         double d = strtod(optarg, &end);
 
                         if (end == optarg || *end || !(d >= 0) || d > 1e6)
-                                return cli_usage("optimize", "--max-drop/--min-size-reduction/--min-speedup need a number >= 0");
+                                return usage_error("optimize", "%s", "--max-drop/--min-size-reduction/--min-speedup need a number >= 0");
                         if (c == OPT_MAX_DROP)
                                 args.max_drop = d;
                         else if (c == OPT_MIN_SIZE)
@@ -241,7 +239,7 @@ int cmd_optimize(int argc, char **argv) {
                 case OPT_TARGET_SIZE:
                 case OPT_ANALYSIS_COUNT:
                         if (parse_count(optarg, ULONG_MAX, &v) < 0 || v == 0)
-                                return cli_usage("optimize", "--target-size/--analysis-count need a positive count");
+                                return usage_error("optimize", "%s", "--target-size/--analysis-count need a positive count");
                         if (c == OPT_TARGET_SIZE)
                                 args.target_size = v;
                         else
@@ -249,37 +247,33 @@ int cmd_optimize(int argc, char **argv) {
                         break;
                 default:
                         r = input_spec_flags_parse(&spec, c, optarg);
-                        if (r < 0) {
-                                fprintf(stderr, "cvopt optimize: %s\n", cvopt_error_detail());
-                                return EXIT_USAGE;
-                        }
-                        if (r == 0)
-                                return cli_usage("optimize", "unknown option");
+                        if (r <= 0)
+                                return usage_hint("optimize");
                 }
         }
         if (optind + 1 != argc || !args.output_path || !args.calib_spec || !args.val_spec)
-                return cli_usage("optimize", "needs MODEL, -o OUT.cvm, --calib DATASET and --val DATASET");
+                return usage_error("optimize", "%s", "needs MODEL, -o OUT.cvm, --calib DATASET and --val DATASET");
         args.source_path = argv[optind];
         args.pipeline.gptq = gptq >= 0 ? gptq : args.pipeline.quantize.weight_bits < 8;
         args.progress = cli_show_progress(json);
 
         r = model_open_any(args.source_path, &spec, &model);
         if (r < 0)
-                return cli_fail(r, NULL);
+                return log_error(r, NULL), EXIT_FAILURE;
         r = optimize_run(model, &args, &report, &layers);
         /* A missed target still has a model and a report to show: the best
          * reached, then the failure. */
         if (r < 0 && r != -CVOPT_E_TARGET)
-                return cli_fail(r, "optimize");
+                return log_error(r, "optimize"), EXIT_FAILURE;
         int missed = r;
         report.layers = layers;
         if (report_path && (r = write_report(report_path, &report, json)) < 0)
-                return cli_fail(r, NULL);
+                return log_error(r, NULL), EXIT_FAILURE;
         if (json) {
                 json_t *o = report_to_json(&report);
 
                 if (!o)
-                        return cli_fail(-ENOMEM, NULL);
+                        return log_error(-ENOMEM, NULL), EXIT_FAILURE;
                 json_dumpf(o, stdout, JSON_COMPACT);
                 printf("\n");
                 json_decref(o);
@@ -291,6 +285,6 @@ int cmd_optimize(int argc, char **argv) {
                                report.targets[i].bound, report.targets[i].value, report.targets[i].met ? "met" : "NOT MET");
         }
         if (missed < 0)
-                return cli_fail(missed, "optimize");
-        return EXIT_OK;
+                return log_error(missed, "optimize"), EXIT_FAILURE;
+        return EXIT_SUCCESS;
 }

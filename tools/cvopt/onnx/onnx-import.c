@@ -309,9 +309,29 @@ static int import_labels(const Onnx__ModelProto *mp, CvoptModel *m, const char *
         return 0;
 }
 
-int onnx_import_buffer_bound(const void *data, size_t size, const char *name_for_errors, size_t n_bind,
-                             CvoptTensor *const *bind, CvoptModel **ret_model) {
+/* A copy of the value of metadata_props entry key, or NULL when absent. */
+static int import_metadata_value(const Onnx__ModelProto *mp, const char *key, char **ret_value) {
+        for (size_t i = 0; i < mp->n_metadata_props; i++) {
+                const Onnx__StringStringEntryProto *e = mp->metadata_props[i];
+                char *v;
+
+                if (!e->key || !streq(e->key, key))
+                        continue;
+                v = strdup(strempty(e->value));
+                if (!v)
+                        return -ENOMEM;
+                *ret_value = v;
+                return 0;
+        }
+        *ret_value = NULL;
+        return 0;
+}
+
+static int import_buffer(const void *data, size_t size, const char *name_for_errors, size_t n_bind,
+                         CvoptTensor *const *bind, const char *metadata_key, CvoptModel **ret_model,
+                         char **ret_metadata_value) {
         _cleanup_(model_proto_freep) Onnx__ModelProto *mp = NULL;
+        _cleanup_free_ char *metadata_value = NULL;
         _cleanup_(cvopt_model_freep) CvoptModel *m = NULL;
         const char *name = name_for_errors ? name_for_errors : "<buffer>";
         OnnxImport imp = { .name = name, .n_bind = n_bind, .bind = bind };
@@ -366,9 +386,36 @@ int onnx_import_buffer_bound(const void *data, size_t size, const char *name_for
         r = import_labels(mp, m, name);
         if (r < 0)
                 return r;
+        if (metadata_key) {
+                r = import_metadata_value(mp, metadata_key, &metadata_value);
+                if (r < 0)
+                        return r;
+        }
 
         *ret_model = TAKE_PTR(m);
+        if (ret_metadata_value)
+                *ret_metadata_value = TAKE_PTR(metadata_value);
         return 0;
+}
+
+int onnx_import_buffer_bound(const void *data, size_t size, const char *name_for_errors, size_t n_bind,
+                             CvoptTensor *const *bind, CvoptModel **ret_model) {
+        return import_buffer(data, size, name_for_errors, n_bind, bind, NULL, ret_model, NULL);
+}
+
+int onnx_import_file_metadata(const char *path, const char *metadata_key, CvoptModel **ret_model,
+                              char **ret_metadata_value) {
+        _cleanup_free_ void *data = NULL;
+        size_t size;
+        int r;
+
+        cvopt_error_clear();
+        if (!metadata_key || !ret_metadata_value)
+                return cvopt_error_set(-EINVAL, "%s: invalid arguments", path ? path : "(null)");
+        r = onnx_read_file(path, &data, &size);
+        if (r < 0)
+                return r;
+        return import_buffer(data, size, path, 0, NULL, metadata_key, ret_model, ret_metadata_value);
 }
 
 int onnx_import_buffer(const void *data, size_t size, const char *name_for_errors, CvoptModel **ret_model) {

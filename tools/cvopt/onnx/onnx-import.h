@@ -35,6 +35,13 @@ int onnx_import_file_bound(const char *path, size_t n_bind, CvoptTensor *const *
 int onnx_import_buffer_bound(const void *data, size_t size, const char *name_for_errors, size_t n_bind,
                              CvoptTensor *const *bind, CvoptModel **ret_model);
 
+/* Same as onnx_import_file(), and also returns a copy of the value of the
+ * metadata_props entry named metadata_key in *ret_metadata_value (free()
+ * it), or NULL there when the model has no such entry. The CLI reads the
+ * "preprocessing" entry (a JSON object) this way to fill the input spec. */
+int onnx_import_file_metadata(const char *path, const char *metadata_key, CvoptModel **ret_model,
+                              char **ret_metadata_value);
+
 /* Reads a serialized TensorProto (.pb, as in ONNX test data sets) into a
  * new standalone tensor (name, dtype, dims, owned data). */
 int onnx_tensor_load_file(const char *path, CvoptTensor **ret_tensor);
