@@ -159,6 +159,10 @@ static void test_conv_against_naive(void **state) {
                 { 2, 1, 8, 8, 8, { 9, 9 }, { 3, 3 }, { 2, 2 }, { 0 }, { 1, 1, 1, 1 }, NULL, true, NULL, { 5, 5 } },
                 /* Depthwise with channel multiplier 2 and dilation. */
                 { 2, 2, 3, 6, 3, { 8, 7 }, { 3, 3 }, { 1, 1 }, { 2, 1 }, { 2, 1, 2, 1 }, NULL, true, NULL, { 8, 7 } },
+                /* Depthwise stride 1 (the padded-plane path): SAME_LOWER with
+                 * an even kernel, and 1-D with asymmetric pads and dilation. */
+                { 2, 1, 5, 5, 5, { 6, 9 }, { 2, 4 }, { 1, 1 }, { 0 }, { 0 }, "SAME_LOWER", true, NULL, { 6, 9 } },
+                { 1, 2, 3, 3, 3, { 11 }, { 3 }, { 0 }, { 2 }, { 3, 0 }, NULL, false, NULL, { 10 } },
                 /* 1x1, stride 1, no pad: the straight GEMM path. */
                 { 2, 2, 16, 8, 1, { 5, 6 }, { 1, 1 }, { 0 }, { 0 }, { 0 }, NULL, true, NULL, { 5, 6 } },
                 /* 1x1 stride 2: im2col path. */
