@@ -317,6 +317,10 @@ static void test_gemm(void **state) {
         run_gemm_case(4, 6, 5, 1, 0, UINT32_MAX, NULL, 2.0f, 1.0f, NULL); /* no C */
         run_gemm_case(70, 530, 260, 0, 1, 1, DIMS(530), 1.0f, 1.0f, "Relu"); /* crosses every block */
         run_gemm_case(5, 10, 8, 0, 1, 1, DIMS(10), 1.0f, 1.0f, "HardSigmoid");
+        /* Batch 1 (the row-vector path), both layouts of B. */
+        run_gemm_case(1, 37, 301, 0, 1, 1, DIMS(37), 1.0f, 1.0f, "Relu");
+        run_gemm_case(1, 37, 301, 0, 0, 2, DIMS(1, 37), 0.5f, 2.0f, NULL);
+        run_gemm_case(1, 37, 301, 1, 1, UINT32_MAX, NULL, 1.0f, 1.0f, NULL);
 }
 
 static void test_gemm_errors(void **state) {
