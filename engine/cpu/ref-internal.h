@@ -75,13 +75,16 @@ int ref_check_output_shape(const CvoptNode *n, const CvoptTensor *out, CvoptDTyp
 #define REF_BLOCK 8
 
 /* Runs the statement (the rest of the arguments) for i in [0, count) as
- * such blocks and a tail. */
+ * such blocks and a tail. The block loop counts from 0 to REF_BLOCK: a
+ * bound of start + REF_BLOCK could wrap, which hides the trip count. */
 #define REF_BLOCKED_LOOP(i, count, ...)                                              \
         do {                                                                        \
                 size_t _ref_n = (count), _ref_start = 0;                            \
                 for (; _ref_start + REF_BLOCK <= _ref_n; _ref_start += REF_BLOCK)  \
-                        for (size_t i = _ref_start; i < _ref_start + REF_BLOCK; i++) \
+                        for (size_t _ref_j = 0; _ref_j < REF_BLOCK; _ref_j++) {     \
+                                size_t i = _ref_start + _ref_j;                     \
                                 __VA_ARGS__;                                        \
+                        }                                                           \
                 for (size_t i = _ref_start; i < _ref_n; i++)                        \
                         __VA_ARGS__;                                                \
         } while (0)

@@ -163,6 +163,9 @@ static void test_conv_against_naive(void **state) {
                  * an even kernel, and 1-D with asymmetric pads and dilation. */
                 { 2, 1, 5, 5, 5, { 6, 9 }, { 2, 4 }, { 1, 1 }, { 0 }, { 0 }, "SAME_LOWER", true, NULL, { 6, 9 } },
                 { 1, 2, 3, 3, 3, { 11 }, { 3 }, { 0 }, { 2 }, { 3, 0 }, NULL, false, NULL, { 10 } },
+                /* Depthwise, strides 2x3, dilation, asymmetric pads, and 1-D stride 3. */
+                { 2, 1, 4, 4, 4, { 11, 13 }, { 3, 2 }, { 2, 3 }, { 2, 1 }, { 1, 2, 0, 1 }, NULL, true, "Relu", { 4, 5 } },
+                { 1, 1, 2, 4, 2, { 17 }, { 4 }, { 3 }, { 1 }, { 2, 2 }, NULL, true, NULL, { 6 } },
                 /* 1x1, stride 1, no pad: the straight GEMM path. */
                 { 2, 2, 16, 8, 1, { 5, 6 }, { 1, 1 }, { 0 }, { 0 }, { 0 }, NULL, true, NULL, { 5, 6 } },
                 /* 1x1 stride 2: im2col path. */
