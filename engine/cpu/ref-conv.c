@@ -199,12 +199,11 @@ static int conv_params(const CvoptNode *n, const CvoptTensor *x, const CvoptTens
         return 0;
 }
 
-static void conv_output_dims(const CvoptTensor *x, const ConvParams *p, int64_t *dims) {
+static void conv_output_dims(const ConvParams *p, int64_t *dims) {
         dims[0] = (int64_t) p->batch;
         dims[1] = (int64_t) p->out_channels;
         for (uint32_t i = 0; i < p->window.spatial; i++)
                 dims[2 + i] = p->window.out[3 - p->window.spatial + i];
-        (void) x;
 }
 
 int ref_conv_infer(CvoptGraph *g, CvoptNode *n) {
@@ -233,7 +232,7 @@ int ref_conv_infer(CvoptGraph *g, CvoptNode *n) {
                 r = conv_params(n, x, w, b, &p);
         if (r < 0)
                 return r;
-        conv_output_dims(x, &p, dims);
+        conv_output_dims(&p, dims);
         return ref_set_output(g, n, 0, CVOPT_DTYPE_FLOAT32, x->ndim, dims);
 }
 
@@ -461,7 +460,7 @@ int ref_conv_run(const CvoptNode *n, const CvoptTensor *const *inputs, CvoptTens
                 r = conv_params(n, x, w, b, &p);
         if (r < 0)
                 return r;
-        conv_output_dims(x, &p, dims);
+        conv_output_dims(&p, dims);
         r = ref_check_output_shape(n, y, CVOPT_DTYPE_FLOAT32, x->ndim, dims);
         if (r < 0)
                 return r;

@@ -183,6 +183,8 @@ static void test_conv_against_naive(void **state) {
                 { 1, 2, 3, 4, 1, { 20 }, { 4 }, { 3 }, { 2 }, { 2, 1 }, NULL, true, NULL, { 6 } },
                 /* 3-D. */
                 { 3, 1, 2, 3, 1, { 4, 5, 6 }, { 2, 3, 3 }, { 1, 2, 1 }, { 0 }, { 0, 1, 1, 1, 1, 1 }, NULL, true, NULL, { 4, 3, 6 } },
+                /* 3-D depthwise (the direct loop). */
+                { 3, 1, 3, 3, 3, { 4, 5, 6 }, { 2, 3, 3 }, { 1, 2, 1 }, { 2, 1, 1 }, { 1, 1, 0, 0, 1, 1 }, NULL, true, NULL, { 3, 3, 5 } },
                 /* Large enough to cross the GEMM blocking (K = 288 > 256, N = 600 > 512). */
                 { 2, 1, 32, 70, 1, { 20, 30 }, { 3, 3 }, { 0 }, { 0 }, { 1, 1, 1, 1 }, NULL, true, NULL, { 20, 30 } },
         };
