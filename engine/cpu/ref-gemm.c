@@ -80,6 +80,53 @@ static void micro_kernel(size_t kc, const float *restrict a, const float *restri
         memcpy(acc, c, sizeof(c));
 }
 
+/* Dot product of k contiguous floats in REF_BLOCK partial sums: the
+ * partials are independent lanes, which gcc -O2 vectorizes without
+ * reassociating a single float sum. */
+static float dot(size_t k, const float *restrict x, const float *restrict y) {
+        float partial[REF_BLOCK] = { 0 }, sum = 0;
+        size_t start = 0;
+
+        for (; start + REF_BLOCK <= k; start += REF_BLOCK)
+                for (size_t j = 0; j < REF_BLOCK; j++)
+                        partial[j] += x[start + j] * y[start + j];
+        for (size_t j = 0; j < REF_BLOCK; j++)
+                sum += partial[j];
+        for (size_t i = start; i < k; i++)
+                sum += x[i] * y[i];
+        return sum;
+}
+
+/* One row of A (a fully connected layer at batch 1): packing B would copy
+ * as many floats as the product multiplies, so B is read in place. */
+static int sgemv_row(size_t n, size_t k, float alpha, const float *a, size_t a_col, const float *b, size_t b_row,
+                     size_t b_col, float *c, bool accumulate) {
+        _cleanup_free_ float *a_copy = NULL;
+
+        if (a_col != 1) {
+                a_copy = malloc(k * sizeof(float));
+                if (!a_copy)
+                        return -ENOMEM;
+                for (size_t p = 0; p < k; p++)
+                        a_copy[p] = a[p * a_col];
+                a = a_copy;
+        }
+        if (b_row == 1) {
+                /* B transposed (Gemm transB = 1): columns are contiguous. */
+                for (size_t j = 0; j < n; j++) {
+                        float v = alpha * dot(k, a, b + j * b_col);
+
+                        c[j] = accumulate ? c[j] + v : v;
+                }
+                return 0;
+        }
+        if (!accumulate)
+                memset(c, 0, n * sizeof(float));
+        for (size_t p = 0; p < k; p++)
+                ref_axpy(n, alpha * a[p], b + p * b_row, c);
+        return 0;
+}
+
 int ref_sgemm(size_t m, size_t n, size_t k, float alpha, const float *a, size_t a_row, size_t a_col,
               const float *b, size_t b_row, size_t b_col, float *c, size_t ldc, bool accumulate) {
         _cleanup_free_ float *packed_a = NULL, *packed_b = NULL;
@@ -92,6 +139,8 @@ int ref_sgemm(size_t m, size_t n, size_t k, float alpha, const float *a, size_t 
                                 memset(c + i * ldc, 0, n * sizeof(float));
                 return 0;
         }
+        if (m == 1 && (b_row == 1 || b_col == 1))
+                return sgemv_row(n, k, alpha, a, a_col, b, b_row, b_col, c, accumulate);
         /* Panels are zero-padded to whole MR/NR tiles. */
         packed_a = aligned_alloc(64, PACKED_A_FLOATS * sizeof(float));
         packed_b = aligned_alloc(64, PACKED_B_FLOATS * sizeof(float));
