@@ -400,6 +400,10 @@ static void test_unsupported(void **state) {
         assert_int_equal(import_model(mp, &m), -CVOPT_E_UNSUPPORTED);
         assert_non_null(strstr(cvopt_error_detail(), "attribute 'beta' = 1 not supported"));
 
+        mp = model_unary(13, "HardSwish", &n);
+        assert_int_equal(import_model(mp, &m), -CVOPT_E_FORMAT);
+        assert_non_null(strstr(cvopt_error_detail(), "(op HardSwish): not an operator of opset 13"));
+
         mp = model_unary(13, "Relu", &n);
         n->domain = arena_strdup("com.microsoft");
         assert_int_equal(import_model(mp, &m), -CVOPT_E_UNSUPPORTED);
