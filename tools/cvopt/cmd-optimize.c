@@ -260,7 +260,8 @@ int cmd_optimize(int argc, char **argv) {
         r = model_open_any(args.source_path, &spec, &model);
         if (r < 0)
                 return log_error(r, NULL), EXIT_FAILURE;
-        r = optimize_run(model, &args, &report, &layers);
+        _cleanup_(cvopt_model_freep) CvoptModel *written = NULL;
+        r = optimize_run(model, &args, &report, &layers, &written);
         /* A missed target still has a model and a report to show: the best
          * reached, then the failure. */
         if (r < 0 && r != -CVOPT_E_TARGET)

@@ -9,11 +9,12 @@
 #include "data-source.h"
 #include "eval.h"
 #include "macro.h"
+#include "cli.h"
 #include "optimize.h"
+#include "sha256.h"
 #include "search.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(CvoptDataset *, cvopt_dataset_free);
-DEFINE_TRIVIAL_CLEANUP_FUNC(CvoptModel *, cvopt_model_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(QuantizeReport *, quantize_report_free);
 
 typedef struct Progress {
@@ -149,8 +150,23 @@ static void describe_pruning(const PruneSpec *spec, const CvoptGraph *g, const P
         }
 }
 
-static void describe(const OptimizeArgs *args, const QuantizeReport *layers, OptimizeReport *report) {
+static void describe_settings(const OptimizeArgs *args, OptimizeReport *report) {
         const PipelineOptions *p = &args->pipeline;
+
+        if (optimize_has_targets(args)) {
+                snprintf(report->settings, sizeof(report->settings),
+                         "per-layer bits and sparsity from the sensitivity search, uint8 activations, %s calibration, "
+                         "bias correction, GPTQ for layers under 8 bits",
+                         calibration_method_name(p->quantize.calibration));
+                return;
+        }
+        snprintf(report->settings, sizeof(report->settings), "%s%s weights (per-channel), uint8 activations, %s calibration%s%s",
+                 args->prune ? "pruned, " : "", p->quantize.weight_bits <= 4 ? "int4" : "int8",
+                 calibration_method_name(p->quantize.calibration), p->quantize.bias_correction ? ", bias correction" : "",
+                 p->gptq ? ", GPTQ rounding" : "");
+}
+
+static void describe(const QuantizeReport *layers, OptimizeReport *report) {
         uint64_t params = 0, params_float = 0;
         unsigned at8 = 0, at4 = 0, kept = 0;
         size_t used;
@@ -167,9 +183,6 @@ static void describe(const OptimizeArgs *args, const QuantizeReport *layers, Opt
                 else
                         at8++;
         }
-        snprintf(report->settings, sizeof(report->settings), "%s weights (per-channel), uint8 activations, %s calibration%s%s",
-                 p->quantize.weight_bits <= 4 ? "int4" : "int8", calibration_method_name(p->quantize.calibration),
-                 p->quantize.bias_correction ? ", bias correction" : "", p->gptq ? ", GPTQ rounding" : "");
         used = strlen(report->summary);
         used += (size_t) snprintf(report->summary + used, sizeof(report->summary) - used,
                                  "Quantized %u of %u weighted layers: %u with 8-bit and %u with 4-bit weights "
@@ -189,6 +202,42 @@ static void describe(const OptimizeArgs *args, const QuantizeReport *layers, Opt
                          report->after.top1 - report->before.top1,
                          report->after.size_bytes ? (double) report->before.size_bytes / report->after.size_bytes : 0,
                          report->after.latency_ms > 0 ? report->before.latency_ms / report->after.latency_ms : 0);
+}
+
+/* Records where the model came from and what was measured, inside the
+ * .cvm (DESIGN: provenance), and saves it again. The file grows by the
+ * provenance text; after.size_bytes is updated to the final size. */
+static int provenance_save(CvoptModel *m, const char *source_path, OptimizeReport *report) {
+        _cleanup_free_ void *data = NULL;
+        char hex[2 * SHA256_DIGEST_BYTES + 1];
+        struct stat st;
+        size_t size = 0;
+        json_t *root;
+        int r;
+
+        r = read_file_full(source_path, SIZE_MAX / 2, &data, &size);
+        if (r < 0)
+                return r;
+        sha256_hex(data, size, hex);
+        root = json_pack("{s:s, s:{s:s, s:s, s:I}, s:o}", "tool", "cvopt optimize", "source", "file",
+                         source_path, "sha256", hex, "size_bytes", (json_int_t) size, "report", report_to_json(report));
+        if (!root)
+                return -ENOMEM;
+        /* The per-layer table is in the report file; the model keeps the
+         * summary numbers. */
+        json_object_del(json_object_get(root, "report"), "layers");
+        free(m->provenance_json);
+        m->provenance_json = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(9));
+        json_decref(root);
+        if (!m->provenance_json)
+                return -ENOMEM;
+        r = cvopt_model_save(m, report->after.path);
+        if (r < 0)
+                return r;
+        if (stat(report->after.path, &st) < 0)
+                return cvopt_error_set(-errno, "%s: %m", report->after.path);
+        report->after.size_bytes = (uint64_t) st.st_size;
+        return 0;
 }
 
 bool optimize_has_targets(const OptimizeArgs *args) {
@@ -303,7 +352,7 @@ static int search_targets(const CvoptModel *float_model, const CvoptDataset *tra
 }
 
 int optimize_run(const CvoptModel *float_model, const OptimizeArgs *args, OptimizeReport *ret_report,
-                 QuantizeReport **ret_layers) {
+                 QuantizeReport **ret_layers, CvoptModel **ret_model) {
         _cleanup_(cvopt_dataset_freep) CvoptDataset *calib = NULL, *val = NULL;
         _cleanup_(cvopt_model_freep) CvoptModel *quantized = NULL;
         _cleanup_(quantize_report_freep) QuantizeReport *layers = NULL;
@@ -423,11 +472,16 @@ int optimize_run(const CvoptModel *float_model, const OptimizeArgs *args, Optimi
                 v->size_bytes = report.after.size_bytes;
         }
         report.seconds = now_sec() - start;
-        describe(args, layers, &report);
+        describe_settings(args, &report);
+        r = provenance_save(quantized, args->source_path, &report);
+        if (r < 0)
+                return r;
+        describe(layers, &report);
         if (optimize_has_targets(args))
                 check_targets(args, &report);
         *ret_report = report;
         *ret_layers = TAKE_PTR(layers);
+        *ret_model = TAKE_PTR(quantized);
         if (optimize_has_targets(args) && !report.all_targets_met)
                 return cvopt_error_set(-CVOPT_E_TARGET, "%s", report.targets_missed);
         return 0;

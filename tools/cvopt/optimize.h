@@ -37,5 +37,7 @@ int model_clone(const CvoptModel *m, CvoptModel **ret_copy);
 
 bool optimize_has_targets(const OptimizeArgs *args);
 
+/* Writes args->output_path, and hands back the written model (for the
+ * caller to add provenance and save again). */
 int optimize_run(const CvoptModel *float_model, const OptimizeArgs *args, OptimizeReport *ret_report,
-                 QuantizeReport **ret_layers);
+                 QuantizeReport **ret_layers, CvoptModel **ret_model);
