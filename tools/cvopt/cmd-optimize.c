@@ -22,7 +22,8 @@ void cmd_optimize_help(FILE *f) {
                "  --calibration METHOD     minmax, percentile, mse, entropy or auto (default mse)\n"
                "  --calib-count N          calibration images (default 512)\n"
                "  --gptq / --no-gptq       error-compensating weight rounding (default: on for w4a8)\n"
-               "  --compare-rounding       with GPTQ, also measure plain rounding (for the report)\n"
+               "  --compare                also measure the baseline each method must beat: plain rounding\n"
+               "                           for GPTQ, magnitude pruning for obs (report variants)\n"
                "  --no-bias-correction     keep the biases as they are\n"
                "  --prune METHOD:AMOUNT    magnitude|obs|channel, e.g. obs:0.5, obs:2:4, channel:0.25\n"
                "  --report FILE.md         write the report (Markdown; FILE.json too with --json)\n"
@@ -113,7 +114,7 @@ int cmd_optimize(int argc, char **argv) {
                 { "calib-count", required_argument, NULL, OPT_CALIB_COUNT },
                 { "gptq", no_argument, NULL, OPT_GPTQ },
                 { "no-gptq", no_argument, NULL, OPT_NO_GPTQ },
-                { "compare-rounding", no_argument, NULL, OPT_COMPARE },
+                { "compare", no_argument, NULL, OPT_COMPARE },
                 { "no-bias-correction", no_argument, NULL, OPT_NO_BIAS },
                 { "prune", required_argument, NULL, OPT_PRUNE },
                 { "report", required_argument, NULL, OPT_REPORT },
@@ -188,7 +189,7 @@ int cmd_optimize(int argc, char **argv) {
                         gptq = c == OPT_GPTQ;
                         break;
                 case OPT_COMPARE:
-                        args.compare_rounding = true;
+                        args.compare = true;
                         break;
                 case OPT_NO_BIAS:
                         args.pipeline.quantize.bias_correction = false;

@@ -240,6 +240,45 @@ static int provenance_save(CvoptModel *m, const char *source_path, OptimizeRepor
         return 0;
 }
 
+/* Quantizes (after pruning with prune, if given) and measures a variant of
+ * the configuration, for the report's comparison table. */
+static int add_variant(const CvoptModel *float_model, const PruneSpec *prune, const PipelineOptions *pipeline,
+                       DataSource *calib, const CvoptDataset *val, const OptimizeArgs *args, const char *name,
+                       OptimizeReport *report) {
+        _cleanup_(cvopt_model_freep) CvoptModel *pruned = NULL, *m = NULL;
+        OptimizeArgs quick = *args;
+        ModelNumbers n = {};
+        ReportVariant *v;
+        int r;
+
+        if (report->n_variants + 2 > ELEMENTSOF(report->variants))
+                return 0;
+        if (prune) {
+                PruneResult pr = {};
+
+                r = model_clone(float_model, &pruned);
+                if (r < 0)
+                        return r;
+                r = prune_graph(pruned->graph, prune, NULL, calib->count, data_source_feed, calib, &pr);
+                prune_result_done(&pr);
+                if (r < 0)
+                        return r;
+                float_model = pruned;
+        }
+        r = pipeline_quantize(float_model, calib->count, data_source_feed, calib, pipeline, &m, NULL);
+        if (r < 0)
+                return r;
+        quick.train_sample = 0;
+        r = measure(m, val, NULL, NULL, &quick, name, &n);
+        if (r < 0)
+                return r;
+        v = &report->variants[report->n_variants++];
+        snprintf(v->name, sizeof(v->name), "%s", name);
+        v->top1 = n.top1;
+        v->top5 = n.top5;
+        return cvopt_model_serialized_size(m, &v->size_bytes);
+}
+
 bool optimize_has_targets(const OptimizeArgs *args) {
         return !isnan(args->max_drop) || args->min_size_reduction_pct > 0 || args->min_speedup_pct > 0 ||
                args->target_size > 0;
@@ -409,6 +448,7 @@ int optimize_run(const CvoptModel *float_model, const OptimizeArgs *args, Optimi
         pipeline.progress = args->progress ? show_calibration : NULL;
 
         _cleanup_(cvopt_model_freep) CvoptModel *pruned = NULL;
+        const CvoptModel *original = float_model;
         if (args->prune) {
                 PruneResult pr = {};
 
@@ -423,26 +463,25 @@ int optimize_run(const CvoptModel *float_model, const OptimizeArgs *args, Optimi
                 float_model = pruned;
         }
 
-        if (pipeline.gptq && args->compare_rounding) {
+        if (args->compare && pipeline.gptq) {
                 /* The same settings without GPTQ, measured for the report. */
-                _cleanup_(cvopt_model_freep) CvoptModel *plain = NULL;
                 PipelineOptions rounding = pipeline;
-                ModelNumbers n = {};
+                char name[64];
 
                 rounding.gptq = false;
-                r = pipeline_quantize(float_model, calib_source.count, data_source_feed, &calib_source, &rounding, &plain, NULL);
+                snprintf(name, sizeof(name), "%u-bit weights, plain rounding", pipeline.quantize.weight_bits);
+                r = add_variant(float_model, NULL, &rounding, &calib_source, val, &measured, name, &report);
                 if (r < 0)
                         return r;
-                OptimizeArgs quick = measured;
-                quick.train_sample = 0;
-                r = measure(plain, val, NULL, NULL, &quick, "plain rounding", &n);
-                if (r < 0)
-                        return r;
-                ReportVariant *v = &report.variants[report.n_variants++];
-                snprintf(v->name, sizeof(v->name), "%u-bit weights, plain rounding", pipeline.quantize.weight_bits);
-                v->top1 = n.top1;
-                v->top5 = n.top5;
-                r = cvopt_model_serialized_size(plain, &v->size_bytes);
+        }
+        if (args->compare && args->prune && args->prune->method == PRUNE_OBS) {
+                /* The same sparsity by magnitude: the baseline OBS must beat. */
+                PruneSpec magnitude = *args->prune;
+                char name[64];
+
+                magnitude.method = PRUNE_MAGNITUDE;
+                prune_spec_name(&magnitude, name, sizeof(name));
+                r = add_variant(original, &magnitude, &pipeline, &calib_source, val, &measured, name, &report);
                 if (r < 0)
                         return r;
         }
@@ -464,9 +503,12 @@ int optimize_run(const CvoptModel *float_model, const OptimizeArgs *args, Optimi
         r = measure(quantized, val, calib, train_indices, &measured, "quantized", &report.after);
         if (r < 0)
                 return r;
-        if (pipeline.gptq && args->compare_rounding) {
+        if (args->compare && (pipeline.gptq || (args->prune && args->prune->method == PRUNE_OBS))) {
                 ReportVariant *v = &report.variants[report.n_variants++];
-                snprintf(v->name, sizeof(v->name), "%u-bit weights, GPTQ", pipeline.quantize.weight_bits);
+                if (args->prune)
+                        prune_spec_name(args->prune, v->name, sizeof(v->name));
+                else
+                        snprintf(v->name, sizeof(v->name), "%u-bit weights, GPTQ", pipeline.quantize.weight_bits);
                 v->top1 = report.after.top1;
                 v->top5 = report.after.top5;
                 v->size_bytes = report.after.size_bytes;

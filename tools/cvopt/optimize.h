@@ -27,7 +27,8 @@ typedef struct OptimizeArgs {
         double max_drop, min_size_reduction_pct, min_speedup_pct;
         uint64_t target_size;
         size_t analysis_count;   /* held-out training images for the sensitivity table */
-        bool compare_rounding;   /* with GPTQ: also measure plain rounding, for the report */
+        bool compare;            /* also measure the baseline of each method: plain rounding for GPTQ,
+                                  * magnitude for OBS pruning (report variants) */
         bool progress;           /* progress lines on stderr */
 } OptimizeArgs;
 

@@ -24,6 +24,15 @@ const char *prune_method_name(PruneMethod m) {
         return "invalid";
 }
 
+char *prune_spec_name(const PruneSpec *s, char *buf, size_t size) {
+        if (s->n_keep)
+                snprintf(buf, size, "%s %d:%d", prune_method_name(s->method), s->n_keep, s->m_group);
+        else
+                snprintf(buf, size, "%s %.0f%%%s", prune_method_name(s->method), 100 * s->amount,
+                         s->global ? " (global)" : "");
+        return buf;
+}
+
 int prune_spec_parse(const char *text, PruneSpec *ret) {
         PruneSpec s = {};
         char method[32], rest[64];

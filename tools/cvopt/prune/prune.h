@@ -32,6 +32,8 @@ typedef struct PruneSpec {
  * "magnitude:2:4", "channel:0.25". */
 int prune_spec_parse(const char *text, PruneSpec *ret);
 const char *prune_method_name(PruneMethod m);
+/* "obs 50%", "magnitude 2:4" */
+char *prune_spec_name(const PruneSpec *s, char *buf, size_t size);
 
 typedef struct PruneLayer {
         uint32_t node;
