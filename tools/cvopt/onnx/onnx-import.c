@@ -309,37 +309,11 @@ static int import_labels(const Onnx__ModelProto *mp, CvoptModel *m, const char *
         return 0;
 }
 
-/* A copy of the value of metadata_props entry key, or NULL when absent. */
-static int import_metadata_value(const Onnx__ModelProto *mp, const char *key, char **ret_value) {
-        for (size_t i = 0; i < mp->n_metadata_props; i++) {
-                const Onnx__StringStringEntryProto *e = mp->metadata_props[i];
-                char *v;
-
-                if (!e->key || !streq(e->key, key))
-                        continue;
-                v = strdup(strempty(e->value));
-                if (!v)
-                        return -ENOMEM;
-                *ret_value = v;
-                return 0;
-        }
-        *ret_value = NULL;
-        return 0;
-}
-
-static int import_buffer(const void *data, size_t size, const char *name_for_errors, size_t n_bind,
-                         CvoptTensor *const *bind, const char *metadata_key, CvoptModel **ret_model,
-                         char **ret_metadata_value) {
-        _cleanup_(model_proto_freep) Onnx__ModelProto *mp = NULL;
-        _cleanup_free_ char *metadata_value = NULL;
-        _cleanup_(cvopt_model_freep) CvoptModel *m = NULL;
-        const char *name = name_for_errors ? name_for_errors : "<buffer>";
-        OnnxImport imp = { .name = name, .n_bind = n_bind, .bind = bind };
+/* Checks and unpacks a serialized ModelProto. */
+static int model_unpack(const void *data, size_t size, const char *name, Onnx__ModelProto **ret_proto) {
+        Onnx__ModelProto *mp;
         int r;
 
-        cvopt_error_clear();
-        if ((!data && size > 0) || !ret_model || (n_bind > 0 && !bind))
-                return cvopt_error_set(-EINVAL, "%s: invalid arguments", name);
         if (size > ONNX_MAX_MESSAGE_BYTES)
                 return cvopt_error_set(-EFBIG, "%s: more than protobuf's 2 GiB limit", name);
         r = onnx_check_nesting(data, size, name);
@@ -348,6 +322,16 @@ static int import_buffer(const void *data, size_t size, const char *name_for_err
         mp = onnx__model_proto__unpack(NULL, size, data);
         if (!mp)
                 return cvopt_error_set(-CVOPT_E_FORMAT, "%s: not a valid ONNX model (protobuf decoding failed)", name);
+        *ret_proto = mp;
+        return 0;
+}
+
+static int model_import(const Onnx__ModelProto *mp, const char *name, size_t n_bind, CvoptTensor *const *bind,
+                        CvoptModel **ret_model) {
+        _cleanup_(cvopt_model_freep) CvoptModel *m = NULL;
+        OnnxImport imp = { .name = name, .n_bind = n_bind, .bind = bind };
+        int r;
+
         if (!mp->graph)
                 return cvopt_error_set(-CVOPT_E_FORMAT, "%s: not an ONNX model (no graph)", name);
         r = model_opset(mp, name, &imp.opset);
@@ -386,36 +370,24 @@ static int import_buffer(const void *data, size_t size, const char *name_for_err
         r = import_labels(mp, m, name);
         if (r < 0)
                 return r;
-        if (metadata_key) {
-                r = import_metadata_value(mp, metadata_key, &metadata_value);
-                if (r < 0)
-                        return r;
-        }
 
         *ret_model = TAKE_PTR(m);
-        if (ret_metadata_value)
-                *ret_metadata_value = TAKE_PTR(metadata_value);
         return 0;
 }
 
 int onnx_import_buffer_bound(const void *data, size_t size, const char *name_for_errors, size_t n_bind,
                              CvoptTensor *const *bind, CvoptModel **ret_model) {
-        return import_buffer(data, size, name_for_errors, n_bind, bind, NULL, ret_model, NULL);
-}
-
-int onnx_import_file_metadata(const char *path, const char *metadata_key, CvoptModel **ret_model,
-                              char **ret_metadata_value) {
-        _cleanup_free_ void *data = NULL;
-        size_t size;
+        _cleanup_(model_proto_freep) Onnx__ModelProto *mp = NULL;
+        const char *name = name_for_errors ? name_for_errors : "<buffer>";
         int r;
 
         cvopt_error_clear();
-        if (!metadata_key || !ret_metadata_value)
-                return cvopt_error_set(-EINVAL, "%s: invalid arguments", path ? path : "(null)");
-        r = onnx_read_file(path, &data, &size);
+        if ((!data && size > 0) || !ret_model || (n_bind > 0 && !bind))
+                return cvopt_error_set(-EINVAL, "%s: invalid arguments", name);
+        r = model_unpack(data, size, name, &mp);
         if (r < 0)
                 return r;
-        return import_buffer(data, size, path, 0, NULL, metadata_key, ret_model, ret_metadata_value);
+        return model_import(mp, name, n_bind, bind, ret_model);
 }
 
 int onnx_import_buffer(const void *data, size_t size, const char *name_for_errors, CvoptModel **ret_model) {
@@ -423,17 +395,74 @@ int onnx_import_buffer(const void *data, size_t size, const char *name_for_error
 }
 
 int onnx_import_file_bound(const char *path, size_t n_bind, CvoptTensor *const *bind, CvoptModel **ret_model) {
-        _cleanup_free_ void *data = NULL;
+        _cleanup_(model_proto_freep) Onnx__ModelProto *mp = NULL;
+        void *data = NULL;
         size_t size;
         int r;
 
         cvopt_error_clear();
+        if (!path || !ret_model || (n_bind > 0 && !bind))
+                return cvopt_error_set(-EINVAL, "%s: invalid arguments", strempty(path));
         r = onnx_read_file(path, &data, &size);
         if (r < 0)
                 return r;
-        return onnx_import_buffer_bound(data, size, path, n_bind, bind, ret_model);
+        r = model_unpack(data, size, path, &mp);
+        /* protobuf-c copied what it needs: drop the file before the weights
+         * are decoded, so that peak memory is two copies of them, not three. */
+        free(data);
+        if (r < 0)
+                return r;
+        return model_import(mp, path, n_bind, bind, ret_model);
 }
 
 int onnx_import_file(const char *path, CvoptModel **ret_model) {
         return onnx_import_file_bound(path, 0, NULL, ret_model);
+}
+
+/* A copy of the value of metadata_props entry key, or NULL when absent. */
+static int import_metadata_value(const Onnx__ModelProto *mp, const char *key, char **ret_value) {
+        for (size_t i = 0; i < mp->n_metadata_props; i++) {
+                const Onnx__StringStringEntryProto *e = mp->metadata_props[i];
+                char *v;
+
+                if (!e->key || !streq(e->key, key))
+                        continue;
+                v = strdup(strempty(e->value));
+                if (!v)
+                        return -ENOMEM;
+                *ret_value = v;
+                return 0;
+        }
+        *ret_value = NULL;
+        return 0;
+}
+
+int onnx_import_file_metadata(const char *path, const char *metadata_key, CvoptModel **ret_model,
+                              char **ret_metadata_value) {
+        _cleanup_(model_proto_freep) Onnx__ModelProto *mp = NULL;
+        _cleanup_(cvopt_model_freep) CvoptModel *m = NULL;
+        _cleanup_free_ char *value = NULL;
+        void *data = NULL;
+        size_t size;
+        int r;
+
+        cvopt_error_clear();
+        if (!path || !metadata_key || !ret_model || !ret_metadata_value)
+                return cvopt_error_set(-EINVAL, "%s: invalid arguments", strempty(path));
+        r = onnx_read_file(path, &data, &size);
+        if (r < 0)
+                return r;
+        r = model_unpack(data, size, path, &mp);
+        free(data); /* as in onnx_import_file_bound(): peak memory */
+        if (r < 0)
+                return r;
+        r = model_import(mp, path, 0, NULL, &m);
+        if (r < 0)
+                return r;
+        r = import_metadata_value(mp, metadata_key, &value);
+        if (r < 0)
+                return r;
+        *ret_model = TAKE_PTR(m);
+        *ret_metadata_value = TAKE_PTR(value);
+        return 0;
 }
