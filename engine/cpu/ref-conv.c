@@ -24,8 +24,10 @@ static int read_spatial_attr(const CvoptNode *n, const char *name, uint32_t spat
         if ((uint32_t) count != spatial)
                 return ref_fail(-CVOPT_E_SHAPE, n, "attribute '%s' has %d values, expected %u", name, count, spatial);
         for (uint32_t i = 0; i < spatial; i++) {
-                if (buf[i] < 1)
-                        return ref_fail(-CVOPT_E_UNSUPPORTED, n, "attribute '%s' value %lld must be positive", name,
+                /* The bound keeps every later product of sizes, strides
+                 * and dilations far from int64 overflow. */
+                if (buf[i] < 1 || buf[i] > INT32_MAX)
+                        return ref_fail(-CVOPT_E_UNSUPPORTED, n, "attribute '%s' value %lld is out of range", name,
                                         (long long) buf[i]);
                 values[i] = buf[i];
         }
@@ -92,8 +94,10 @@ int ref_window_params(const CvoptNode *n, const CvoptTensor *x, const int64_t *k
                 uint32_t s = 3 - spatial + i;
                 int64_t in = x->dims[2 + i], k = kernel[i], extent, span;
 
-                if (k < 1)
+                if (k < 1 || k > INT32_MAX)
                         return ref_fail(-CVOPT_E_SHAPE, n, "kernel size %lld", (long long) k);
+                if (in > INT32_MAX)
+                        return ref_fail(-CVOPT_E_SHAPE, n, "input size %lld too large", (long long) in);
                 if (__builtin_mul_overflow(k - 1, dilation[i], &extent) || extent > INT32_MAX)
                         return ref_fail(-CVOPT_E_SHAPE, n, "kernel extent too large");
                 extent += 1;
@@ -317,8 +321,7 @@ static void conv_depthwise_channel(const RefWindow *wd, const float *x, const fl
                                                 float *restrict dst = y + (od * out[1] + oh) * out[2];
 
                                                 if (s[2] == 1)
-                                                        for (int64_t ow = lo; ow < hi; ow++)
-                                                                dst[ow] += wv * src[ow];
+                                                        ref_axpy((size_t) (hi - lo), wv, src + lo, dst + lo);
                                                 else
                                                         for (int64_t ow = lo; ow < hi; ow++)
                                                                 dst[ow] += wv * src[ow * s[2]];
@@ -327,9 +330,73 @@ static void conv_depthwise_channel(const RefWindow *wd, const float *x, const fl
                         }
 }
 
+/* The stride-1 2-D depthwise case, the common one, as a few long loops:
+ * the input is copied into a zero-padded plane of pitch Wp = OW + (KW-1)*dw,
+ * and each kernel tap becomes one multiply-add over the whole output
+ * viewed with that pitch (the Wp - OW extra columns per row are computed
+ * and dropped). On 14x14 planes this is ~3x faster than row-by-row loops,
+ * whose 14-element trips are mostly loop overhead. */
+typedef struct DepthwiseScratch {
+        size_t padded_rows, pitch;
+        float *in, *out;
+} DepthwiseScratch;
+
+static bool depthwise_padded_applies(const RefWindow *wd) {
+        return wd->in[0] == 1 && wd->kernel[0] == 1 && wd->out[0] == 1 && wd->stride[1] == 1 && wd->stride[2] == 1;
+}
+
+static void conv_depthwise_channel_padded(const RefWindow *wd, const DepthwiseScratch *s, const float *x,
+                                          const float *weights, float *y) {
+        const int64_t *in = wd->in, *k = wd->kernel, *d = wd->dilation, *pb = wd->pad_begin, *out = wd->out;
+        size_t pitch = s->pitch, span = (size_t) (out[1] - 1) * pitch + (size_t) out[2];
+
+        memset(s->in, 0, s->padded_rows * pitch * sizeof(float));
+        for (int64_t ih = 0; ih < in[1]; ih++) {
+                /* Input pixels that no output reads (past the end pad that
+                 * the output size leaves unused) are not copied. */
+                int64_t row = ih + pb[1], first = pb[2], count = MIN(in[2], (int64_t) pitch - first);
+
+                if (row >= (int64_t) s->padded_rows || count <= 0)
+                        continue;
+                memcpy(s->in + (size_t) row * pitch + first, x + ih * in[2], (size_t) count * sizeof(float));
+        }
+        for (int64_t oh = 0; oh < out[1]; oh++)
+                memcpy(s->out + (size_t) oh * pitch, y + oh * out[2], (size_t) out[2] * sizeof(float));
+        for (int64_t kh = 0; kh < k[1]; kh++)
+                for (int64_t kw = 0; kw < k[2]; kw++) {
+                        const float *src = s->in + (size_t) (kh * d[1]) * pitch + (size_t) (kw * d[2]);
+
+                        ref_axpy(span, weights[kh * k[2] + kw], src, s->out);
+                }
+        for (int64_t oh = 0; oh < out[1]; oh++)
+                memcpy(y + oh * out[2], s->out + (size_t) oh * pitch, (size_t) out[2] * sizeof(float));
+}
+
+static int depthwise_scratch_new(const RefWindow *wd, DepthwiseScratch *s) {
+        size_t in_floats, out_floats;
+
+        /* Rows and columns that the taps reach: out + (k - 1) * dilation. */
+        s->padded_rows = (size_t) (wd->out[1] + (wd->kernel[1] - 1) * wd->dilation[1]);
+        s->pitch = (size_t) (wd->out[2] + (wd->kernel[2] - 1) * wd->dilation[2]);
+        if (size_mul_overflow(s->padded_rows, s->pitch, &in_floats) ||
+            size_mul_overflow((size_t) wd->out[1], s->pitch, &out_floats) || in_floats > SIZE_MAX / sizeof(float))
+                return -ENOMEM;
+        s->in = malloc(MAX(in_floats, (size_t) 1) * sizeof(float));
+        s->out = malloc(MAX(out_floats, (size_t) 1) * sizeof(float));
+        if (!s->in || !s->out)
+                return -ENOMEM;
+        return 0;
+}
+
+static void depthwise_scratch_done(DepthwiseScratch *s) {
+        free(s->in);
+        free(s->out);
+}
+
 int ref_conv_run(const CvoptNode *n, const CvoptTensor *const *inputs, CvoptTensor *const *outputs) {
         const CvoptTensor *x = inputs[0], *w = inputs[1], *b = n->n_inputs > 2 ? inputs[2] : NULL;
         CvoptTensor *y = outputs[0];
+        _cleanup_(depthwise_scratch_done) DepthwiseScratch scratch = { 0 };
         _cleanup_free_ float *col = NULL;
         int64_t dims[CVOPT_MAX_DIMS];
         size_t in_plane, out_plane, rows;
@@ -355,6 +422,11 @@ int ref_conv_run(const CvoptNode *n, const CvoptTensor *const *inputs, CvoptTens
         for (uint32_t s = 0; s < 3; s++)
                 direct_gemm = direct_gemm && p.window.stride[s] == 1 && p.window.pad_begin[s] == 0 &&
                               p.window.pad_end[s] == 0;
+        if (!direct_gemm && p.channels_per_group == 1 && depthwise_padded_applies(&p.window)) {
+                r = depthwise_scratch_new(&p.window, &scratch);
+                if (r < 0)
+                        return ref_fail(r, n, "out of memory for depthwise scratch");
+        }
         if (!direct_gemm && p.channels_per_group > 1) {
                 size_t bytes;
 
@@ -383,8 +455,13 @@ int ref_conv_run(const CvoptNode *n, const CvoptTensor *const *inputs, CvoptTens
 
                         if (p.channels_per_group == 1 && !direct_gemm) {
                                 for (size_t m = 0; m < p.out_per_group; m++)
-                                        conv_depthwise_channel(&p.window, xg, wg + m * p.kernel_size,
-                                                               yg + m * out_plane);
+                                        if (scratch.in)
+                                                conv_depthwise_channel_padded(&p.window, &scratch, xg,
+                                                                              wg + m * p.kernel_size,
+                                                                              yg + m * out_plane);
+                                        else
+                                                conv_depthwise_channel(&p.window, xg, wg + m * p.kernel_size,
+                                                                       yg + m * out_plane);
                                 continue;
                         }
                         if (!direct_gemm)

@@ -167,6 +167,30 @@ static void test_broadcast_float(void **state) {
         }
 }
 
+static void test_add_in_place(void **state) {
+        _cleanup_(cvopt_graph_freep) CvoptGraph *g = NULL;
+        float x[4] = { 1, 2, 3, 4 }, r[4] = { 10, 20, 30, 40 };
+        int32_t ins[2], y;
+        const RefOp *op = ref_op_lookup(CVOPT_OP_ADD);
+        const CvoptTensor *inputs[2];
+        CvoptTensor *outputs[1];
+        (void) state;
+
+        /* The executor may write a residual Add over its first input. */
+        assert_int_equal(cvopt_graph_new(&g), 0);
+        ins[0] = add_floats(g, "x", 2, DIMS(2, 2), x);
+        ins[1] = add_floats(g, "r", 2, DIMS(2, 2), r);
+        y = add_output(g, "y");
+        add_node(g, "add", CVOPT_OP_ADD, 2, ins, y);
+        assert_int_equal(op->infer(g, &g->nodes[0]), 0);
+        inputs[0] = &g->tensors[ins[0]];
+        inputs[1] = &g->tensors[ins[1]];
+        g->tensors[y].data = g->tensors[ins[0]].data; /* not owned: freed with x */
+        outputs[0] = &g->tensors[y];
+        assert_int_equal(op->run(&g->nodes[0], inputs, outputs), 0);
+        assert_floats_near(g->tensors[ins[0]].data, FLOATS(11, 22, 33, 44), 4, 0);
+}
+
 static void test_broadcast_int(void **state) {
         int64_t a[4] = { 7, -7, 9, INT64_MAX }, two = 2, zero_one[2] = { 0, 1 };
         int32_t a32[3] = { 5, -5, 6 }, b32 = 3;
@@ -614,6 +638,7 @@ int main(void) {
                 cmocka_unit_test(test_relu_keeps_nan),
                 cmocka_unit_test(test_prelu),
                 cmocka_unit_test(test_broadcast_float),
+                cmocka_unit_test(test_add_in_place),
                 cmocka_unit_test(test_broadcast_int),
                 cmocka_unit_test(test_batch_norm),
                 cmocka_unit_test(test_softmax),

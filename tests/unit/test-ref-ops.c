@@ -159,6 +159,10 @@ static void test_conv_against_naive(void **state) {
                 { 2, 1, 8, 8, 8, { 9, 9 }, { 3, 3 }, { 2, 2 }, { 0 }, { 1, 1, 1, 1 }, NULL, true, NULL, { 5, 5 } },
                 /* Depthwise with channel multiplier 2 and dilation. */
                 { 2, 2, 3, 6, 3, { 8, 7 }, { 3, 3 }, { 1, 1 }, { 2, 1 }, { 2, 1, 2, 1 }, NULL, true, NULL, { 8, 7 } },
+                /* Depthwise stride 1 (the padded-plane path): SAME_LOWER with
+                 * an even kernel, and 1-D with asymmetric pads and dilation. */
+                { 2, 1, 5, 5, 5, { 6, 9 }, { 2, 4 }, { 1, 1 }, { 0 }, { 0 }, "SAME_LOWER", true, NULL, { 6, 9 } },
+                { 1, 2, 3, 3, 3, { 11 }, { 3 }, { 0 }, { 2 }, { 3, 0 }, NULL, false, NULL, { 10 } },
                 /* 1x1, stride 1, no pad: the straight GEMM path. */
                 { 2, 2, 16, 8, 1, { 5, 6 }, { 1, 1 }, { 0 }, { 0 }, { 0 }, NULL, true, NULL, { 5, 6 } },
                 /* 1x1 stride 2: im2col path. */
@@ -313,6 +317,10 @@ static void test_gemm(void **state) {
         run_gemm_case(4, 6, 5, 1, 0, UINT32_MAX, NULL, 2.0f, 1.0f, NULL); /* no C */
         run_gemm_case(70, 530, 260, 0, 1, 1, DIMS(530), 1.0f, 1.0f, "Relu"); /* crosses every block */
         run_gemm_case(5, 10, 8, 0, 1, 1, DIMS(10), 1.0f, 1.0f, "HardSigmoid");
+        /* Batch 1 (the row-vector path), both layouts of B. */
+        run_gemm_case(1, 37, 301, 0, 1, 1, DIMS(37), 1.0f, 1.0f, "Relu");
+        run_gemm_case(1, 37, 301, 0, 0, 2, DIMS(1, 37), 0.5f, 2.0f, NULL);
+        run_gemm_case(1, 37, 301, 1, 1, UINT32_MAX, NULL, 1.0f, 1.0f, NULL);
 }
 
 static void test_gemm_errors(void **state) {
@@ -404,6 +412,11 @@ static void test_matmul_batch_broadcast(void **state) {
         assert_int_equal(eval_last(g), 0);
         assert_shape(&g->tensors[y], 4, DIMS(2, 3, 1, 1));
         assert_floats_near(g->tensors[y].data, FLOATS(1, 2, 3, 3, 4, 7), 6, 0);
+        /* A fused Clip applies to every batch's output. */
+        assert_int_equal(cvopt_node_set_string(&g->nodes[0], "activation", "Clip"), 0);
+        assert_int_equal(cvopt_node_set_float(&g->nodes[0], "activation_max", 3.5f), 0);
+        assert_int_equal(eval_last(g), 0);
+        assert_floats_near(g->tensors[y].data, FLOATS(1, 2, 3, 3, 3.5f, 3.5f), 6, 0);
 }
 
 /* Pools against hand-computed values (the first two are ONNX's own
