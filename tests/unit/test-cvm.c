@@ -533,6 +533,50 @@ static void test_versions(void **state) {
         assert_models_equal(m, back);
 }
 
+/* A section type this reader does not know (added by a newer minor
+ * version) is checked and skipped. */
+static void test_unknown_section_skipped(void **state) {
+        _cleanup_(cvopt_model_freep) CvoptModel *m = make_model(false), *back = NULL;
+        _cleanup_free_ uint8_t *buf = NULL, *grown = NULL;
+        uint32_t n_sections;
+        size_t size, grown_size;
+        uint8_t *e;
+        (void) state;
+
+        write_buffer(m, &buf, &size);
+        n_sections = cvm_get_u32(buf + CVM_HDR_N_SECTIONS);
+        /* One more table entry pushes every section down by 64 bytes; the
+         * new 64-byte section goes at the end. */
+        grown_size = ALIGN_TO(size + 64, 64) + 64;
+        grown = calloc(grown_size, 1);
+        assert_non_null(grown);
+        memcpy(grown, buf, CVM_HEADER_SIZE + n_sections * CVM_SECTION_ENTRY_SIZE);
+        memcpy(grown + CVM_HEADER_SIZE + (n_sections + 1) * CVM_SECTION_ENTRY_SIZE + 32,
+               buf + CVM_HEADER_SIZE + n_sections * CVM_SECTION_ENTRY_SIZE,
+               size - CVM_HEADER_SIZE - n_sections * CVM_SECTION_ENTRY_SIZE);
+        for (uint32_t i = 0; i < n_sections; i++) {
+                e = grown + CVM_HEADER_SIZE + i * CVM_SECTION_ENTRY_SIZE;
+                cvm_put_u64(e + CVM_SEC_OFFSET, cvm_get_u64(e + CVM_SEC_OFFSET) + 64);
+        }
+        e = grown + CVM_HEADER_SIZE + n_sections * CVM_SECTION_ENTRY_SIZE;
+        cvm_put_u32(e + CVM_SEC_TYPE, 99);
+        cvm_put_u64(e + CVM_SEC_OFFSET, grown_size - 64);
+        cvm_put_u64(e + CVM_SEC_SIZE, 64);
+        memset(grown + grown_size - 64, 0xA5, 64);
+        cvm_put_u32(grown + CVM_HDR_N_SECTIONS, n_sections + 1);
+        cvm_put_u16(grown + CVM_HDR_MINOR, 1);
+        cvm_put_u64(grown + CVM_HDR_FILE_SIZE, grown_size);
+        fix_crcs(grown);
+        assert_int_equal(cvopt_model_load_buffer(grown, grown_size, &back), 0);
+        assert_models_equal(m, back);
+
+        /* Its CRC is still checked. */
+        back = cvopt_model_free(back);
+        grown[grown_size - 1] ^= 1;
+        assert_int_equal(cvopt_model_load_buffer(grown, grown_size, &back), -CVOPT_E_CRC);
+        assert_non_null(strstr(cvopt_error_detail(), "section 'unknown': CRC mismatch"));
+}
+
 static void test_id(void **state) {
         _cleanup_(cvopt_model_freep) CvoptModel *a = make_model(false), *b = NULL, *c = NULL, *d = NULL;
         _cleanup_free_ uint8_t *buf1 = NULL, *buf2 = NULL, *buf3 = NULL;
@@ -769,6 +813,7 @@ int main(int argc, char **argv) {
                 cmocka_unit_test(test_truncation),
                 cmocka_unit_test(test_byte_flips),
                 cmocka_unit_test(test_versions),
+                cmocka_unit_test(test_unknown_section_skipped),
                 cmocka_unit_test(test_id),
                 cmocka_unit_test(test_inconsistent_content),
                 cmocka_unit_test(test_save_errors),
