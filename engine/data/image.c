@@ -184,6 +184,26 @@ static bool pnm_header_valid(const uint8_t *d, size_t n) {
         return true;
 }
 
+/* stb grows its compressed-data buffer to an IDAT chunk's declared length
+ * before it checks that the data is there, so a 100-byte PNG declaring a
+ * 2 GiB chunk allocates 2 GiB (found by fuzzing). Every chunk must fit in
+ * the data we hold; then no allocation exceeds the file size. */
+static bool png_chunks_valid(const uint8_t *d, size_t n) {
+        size_t pos = 8;
+
+        while (pos + 8 <= n) {
+                uint32_t length = (uint32_t) d[pos] << 24 | (uint32_t) d[pos + 1] << 16 |
+                                  (uint32_t) d[pos + 2] << 8 | d[pos + 3];
+                /* length + type + CRC must fit. */
+                if (length > n - pos - 8 || n - pos - 8 - length < 4)
+                        return false;
+                if (memcmp(d + pos + 4, "IEND", 4) == 0)
+                        return true;
+                pos += 12 + (size_t) length;
+        }
+        return false;
+}
+
 int cvopt_image_decode(const void *data, size_t size, CvoptImage **ret_image) {
         _cleanup_(cvopt_image_freep) CvoptImage *img = NULL;
         int w, h, comp, got_w, got_h, got_comp, want;
@@ -203,6 +223,9 @@ int cvopt_image_decode(const void *data, size_t size, CvoptImage **ret_image) {
             (((const uint8_t *) data)[1] == '5' || ((const uint8_t *) data)[1] == '6') &&
             !pnm_header_valid(data, size))
                 return cvopt_error_set(-CVOPT_E_DATA, "corrupt PNM header (number too large)");
+
+        if (size >= 8 && memcmp(data, "\x89PNG\r\n\x1a\n", 8) == 0 && !png_chunks_valid(data, size))
+                return cvopt_error_set(-CVOPT_E_DATA, "corrupt or truncated PNG (a chunk runs past the end)");
 
         /* Header first: the size is checked before any pixel memory exists. */
         if (!stbi_info_from_memory(data, (int) size, &w, &h, &comp))

@@ -297,6 +297,16 @@ static void test_stb_hardening(void **state) {
         assert_int_equal(cvopt_image_decode(jpeg, sizeof(jpeg), &img), -CVOPT_E_DATA);
         assert_non_null(strstr(cvopt_error_detail(), "Huffman"));
 
+        /* A PNG whose second chunk claims 2 GiB: refused without
+         * allocating it (stb alone would realloc to the claimed size). */
+        static const uint8_t png[] = {
+                0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R',
+                0, 0, 0, 9, 0, 0, 0, 7, 8, 0, 0, 0, 0, 0xff, 0xf0, 0x36, 0xbc,
+                0x80, 0, 0, 0, 'I', 'D', 'A', 'T', 0x78, 0x9c, 0, 0, 0, 0,
+        };
+        assert_int_equal(cvopt_image_decode(png, sizeof(png), &img), -CVOPT_E_DATA);
+        assert_non_null(strstr(cvopt_error_detail(), "PNG"));
+
         assert_int_equal(cvopt_image_decode(pnm, sizeof(pnm) - 1, &img), -CVOPT_E_DATA);
         assert_non_null(strstr(cvopt_error_detail(), "PNM header"));
         assert_null(img);
