@@ -85,9 +85,11 @@ static json_t *info_build(const char *path, const CvoptModel *m) {
                 json_object_set_new(ops, op, json_integer(count ? json_integer_value(count) + 1 : 1));
                 for (uint32_t d = 0; out && out->has_shape && d < out->ndim; d++)
                         json_array_append_new(shape, json_integer(out->dims[d]));
-                json_array_append_new(layers, json_pack("{s:s, s:s, s:o, s:I}", "name", n->name ? n->name : "",
-                                                        "op", op, "output_shape", shape, "params",
-                                                        (json_int_t) node_params(g, n)));
+                /* A fused activation (cvopt_graph_fuse_activations) is part of the layer. */
+                json_array_append_new(layers, json_pack("{s:s, s:s, s:s?, s:o, s:I}", "name", n->name ? n->name : "",
+                                                        "op", op, "activation",
+                                                        cvopt_node_get_string(n, "activation", NULL), "output_shape",
+                                                        shape, "params", (json_int_t) node_params(g, n)));
         }
         if (m->provenance_json) {
                 json_decref(provenance);
@@ -188,8 +190,12 @@ static void info_print_text(json_t *info) {
                         if (used < sizeof shape)
                                 used += (size_t) snprintf(shape + used, sizeof shape - used, "%s%lld", k ? "x" : "",
                                                           (long long) json_integer_value(d));
-                printf("  %-32s %-20s %-18s %lld\n", json_string_value(json_object_get(v, "name")),
-                       json_string_value(json_object_get(v, "op")), shape,
+                const char *activation = json_string_value(json_object_get(v, "activation"));
+                char op[64];
+
+                snprintf(op, sizeof op, "%s%s%s", json_string_value(json_object_get(v, "op")), activation ? "+" : "",
+                         activation ?: "");
+                printf("  %-32s %-20s %-18s %lld\n", json_string_value(json_object_get(v, "name")), op, shape,
                        (long long) json_integer_value(json_object_get(v, "params")));
         }
         v = json_object_get(info, "provenance");

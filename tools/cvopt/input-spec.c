@@ -300,9 +300,13 @@ int model_open_any(const char *path, const InputSpecFlags *flags, CvoptModel **r
         f = fopen(path, "re");
         if (!f)
                 return cvopt_error_set(-errno, "%s: %s", path, strerror(errno));
+        errno = 0;
         n = fread(magic, 1, sizeof magic, f);
-        if (ferror(f))
-                return cvopt_error_set(-EIO, "%s: read error", path);
+        if (ferror(f)) {
+                int e = errno > 0 ? errno : EIO; /* EISDIR for a folder */
+
+                return cvopt_error_set(-e, "%s: %s", path, strerror(e));
+        }
         if (n == sizeof magic && memcmp(magic, CVM_MAGIC, sizeof magic) == 0)
                 return model_open_cvm(path, flags, ret_model);
         return model_open_onnx(path, flags, ret_model);
