@@ -6,6 +6,9 @@
 #include "macro.h"
 
 static const Backend *const backends[] = {
+#ifdef HAVE_OPENCL
+        &backend_opencl,
+#endif
         &backend_cpu_simd,
         &backend_cpu_ref,
 };

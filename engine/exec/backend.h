@@ -54,6 +54,20 @@ typedef struct Backend {
         int (*prepare_node)(void *ctx, const CvoptGraph *g, const CvoptNode *n, uint32_t node_index);
         int (*run_node)(void *ctx, const CvoptGraph *g, const CvoptNode *n, uint32_t node_index,
                         const CvoptTensor *const *inputs, CvoptTensor *const *outputs);
+        /* Optional: the device this context runs on ("pthread-skylake...",
+         * "NVIDIA GeForce ..."), for telemetry. */
+        const char *(*device_name)(void *ctx);
+        /* A device backend (OpenCL) whose absence or failure must not fail
+         * the session: an init failure makes the session run on the best CPU
+         * backend (the reason kept, cvopt_session_backend_reason()), and a
+         * run_node failure re-runs that whole inference on the CPU reference
+         * and keeps the backend off for a growing number of runs (backoff)
+         * before it is tried again. Such a backend may also leave an output's
+         * host copy stale when only its own nodes read it (they find it in
+         * device memory); it must write the host copy of graph outputs, of
+         * tensors any node it did not prepare reads, and of every output when
+         * the session has an observer. */
+        bool cpu_fallback;
 } Backend;
 
 /* The scalar fp32/int8 reference operators of engine/cpu: runs every op that
@@ -64,6 +78,9 @@ extern const Backend backend_cpu_ref;
 /* int8 QConv/QGemm on AVX2 or AVX-512 VNNI (engine/cpu/x86); declines
  * everything else (all of it on a CPU without AVX2). */
 extern const Backend backend_cpu_simd;
+
+/* OpenCL kernels (engine/opencl), when built with OpenCL. */
+extern const Backend backend_opencl;
 
 /* The backend called name ("cpu" is an alias of "cpu-ref"), or NULL. */
 const Backend *backend_find(const char *name);

@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: MIT */
+/* Layout of the integer parameter block each conv/pool/gemm kernel reads
+ * (one small int buffer per node, written once in prepare_node). This file
+ * is both embedded at the top of the OpenCL program and included by the
+ * host code (engine/opencl), so the two cannot disagree. Plain #defines
+ * only: it must be valid C and OpenCL C. */
+#ifndef CVOPT_CL_LAYOUT_H
+#define CVOPT_CL_LAYOUT_H
+
+#define P_BATCH 0
+#define P_IN_C 1
+#define P_IN_H 2
+#define P_IN_W 3
+#define P_OUT_C 4
+#define P_OUT_H 5
+#define P_OUT_W 6
+#define P_KERNEL_H 7
+#define P_KERNEL_W 8
+#define P_STRIDE_H 9
+#define P_STRIDE_W 10
+#define P_PAD_TOP 11
+#define P_PAD_LEFT 12
+#define P_DILATION_H 13
+#define P_DILATION_W 14
+#define P_GROUP_IN 15  /* input channels per group */
+#define P_GROUP_OUT 16 /* output channels per group */
+#define P_DEPTH 17     /* GROUP_IN * KERNEL_H * KERNEL_W, or K of a gemm */
+#define P_X_ZERO_POINT 18
+#define P_Y_ZERO_POINT 19
+#define P_OUT_MIN 20
+#define P_OUT_MAX 21
+#define P_MODE 22 /* OUT_MODE_* for int8 ops, ACT_* for float ones */
+#define P_PAD_BOTTOM 23
+#define P_PAD_RIGHT 24
+#define P_COUNT_PAD 25 /* pools: count_include_pad */
+#define P_ROWS 26      /* gemm: M */
+#define P_COUNT 27
+
+/* Where an int8 conv/gemm writes its result. */
+#define OUT_MODE_U8 0
+#define OUT_MODE_U8_LUT 1 /* requantize to 0..255, then the fused table */
+#define OUT_MODE_F32 2    /* (float) acc * out_scale[c] */
+
+/* Fused float activations (engine/cpu/ref-ops.c semantics). */
+#define ACT_NONE 0
+#define ACT_RELU 1
+#define ACT_CLIP 2
+#define ACT_LEAKY_RELU 3
+
+/* Tiles of the int8 and float convolution: a work-group computes
+ * TILE_OC output channels x TILE_P output pixels, walking the depth in
+ * steps of TILE_K through local memory. 16 x 8 = 128 work-items fits every
+ * device's minimum work-group size (OpenCL 1.2 guarantees 1 only, but every
+ * GPU and PoCL allow 256); TILE_K = 32 keeps both tiles (1.5 KiB for int8,
+ * 5 KiB for float) far below the 32 KiB of local memory OpenCL guarantees. */
+#define TILE_P 16
+#define TILE_OC 8
+#define TILE_K 32
+
+/* The gemm/gemv work-group: GEMM_N output columns share one staged chunk
+ * of GEMM_K input values. */
+#define GEMM_N 64
+#define GEMM_K 256
+
+#endif
