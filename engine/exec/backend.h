@@ -91,6 +91,14 @@ const Backend *backend_find(const char *name);
 int session_new_with_backend(const CvoptGraph *g, const CvoptSessionOptions *options, const Backend *backend,
                              CvoptSession **ret_session);
 
+/* backend=auto (backend-auto.c): OpenCL or the best CPU backend, whichever
+ * is faster with identical outputs on a few check inputs; the CPU one when
+ * OpenCL is absent, fails or differs. The reason is kept in the session. */
+int session_new_auto(const CvoptGraph *g, const CvoptSessionOptions *options, CvoptSession **ret_session);
+
+/* Sets the text cvopt_session_backend_reason() returns. */
+void session_set_backend_reason(CvoptSession *s, const char *format, ...) __attribute__((format(printf, 2, 3)));
+
 /* Writes the names of all backends ("cpu, cpu-ref, ...") into buf, for
  * error messages; returns buf. */
 char *backend_names(char *buf, size_t size);

@@ -5,6 +5,7 @@
  * backend runs it, and builds the per-node tensor pointer lists. A run is
  * then a walk over the nodes with no allocation, so its latency does not
  * depend on the allocator, and a daemon's memory stays flat. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -245,7 +246,17 @@ static int session_build_nodes(CvoptSession *s) {
 
 int cvopt_session_new(const CvoptGraph *g, const CvoptSessionOptions *options, CvoptSession **ret_session) {
         const Backend *backend = backend_find(options ? options->backend : NULL);
+        int r;
 
+        if (options && options->backend && streq(options->backend, "auto"))
+                return session_new_auto(g, options, ret_session);
+        if (!backend && streq(options->backend, "opencl")) {
+                /* Asked for a device this build cannot drive: the CPU, and why. */
+                r = session_new_with_backend(g, options, backend_find("cpu"), ret_session);
+                if (r >= 0)
+                        session_set_backend_reason(*ret_session, "opencl: not built with OpenCL");
+                return r;
+        }
         if (!backend) {
                 char names[256];
 
@@ -410,6 +421,14 @@ int cvopt_session_run(CvoptSession *s) {
                 s->backend_reason[0] = '\0';
         }
         return 0;
+}
+
+void session_set_backend_reason(CvoptSession *s, const char *format, ...) {
+        va_list ap;
+
+        va_start(ap, format);
+        vsnprintf(s->backend_reason, sizeof(s->backend_reason), format, ap);
+        va_end(ap);
 }
 
 uint32_t cvopt_session_n_inputs(const CvoptSession *s) {

@@ -49,28 +49,45 @@ const char *cl_error_name(cl_int err) {
         }
 }
 
+static long fault_number(const char *text, const char *prefix) {
+        size_t length = strlen(prefix);
+        char *end;
+        long n;
+
+        if (strncmp(text, prefix, length) == 0)
+                text += length;
+        n = strtol(text, &end, 10);
+        /* A malformed count means 0: a test that mistypes it still sees a
+         * failure rather than none. */
+        return (*end == '\0' || *end == ':') && n >= 0 ? n : 0;
+}
+
 static void fault_parse(ClFault *f) {
         const char *spec = getenv("CVOPT_CL_FAULT"), *colon;
 
-        *f = (ClFault) { .after = 0 };
+        *f = (ClFault) { .after = 0, .times = -1 };
         if (!spec || !spec[0])
                 return;
         colon = strchr(spec, ':');
         snprintf(f->call, sizeof(f->call), "%.*s", (int) (colon ? (size_t) (colon - spec) : strlen(spec)), spec);
-        if (colon) {
-                char *end;
-                long n = strtol(colon + 1, &end, 10);
+        while (colon) {
+                const char *field = colon + 1;
 
-                /* A malformed count injects at the first call: a test that
-                 * mistypes it still sees a failure rather than none. */
-                f->after = *end == '\0' && n >= 0 ? n : 0;
+                if (strncmp(field, "times-", 6) == 0)
+                        f->times = fault_number(field, "times-");
+                else
+                        f->after = fault_number(field, "after-");
+                colon = strchr(field, ':');
         }
 }
 
 bool cl_fault_hit(ClRuntime *rt, const char *call) {
+        long n;
+
         if (!rt || !rt->fault.call[0] || !streq(rt->fault.call, call))
                 return false;
-        return rt->fault.seen++ >= rt->fault.after;
+        n = rt->fault.seen++;
+        return n >= rt->fault.after && (rt->fault.times < 0 || n < rt->fault.after + rt->fault.times);
 }
 
 ClRuntime *cl_runtime_free(ClRuntime *rt) {

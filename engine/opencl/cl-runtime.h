@@ -12,12 +12,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* CVOPT_CL_FAULT=<call>[:after-N]: the named call fails (as
- * CL_OUT_OF_RESOURCES, or an empty platform list for clGetPlatformIDs)
- * once it has succeeded N times (default 0) in this runtime. */
+/* CVOPT_CL_FAULT=<call>[:after-N][:times-M]: the named call fails (as
+ * CL_OUT_OF_RESOURCES) once it has been made N times (default 0) in this
+ * runtime, M times (default: for ever). <call> is a CL function name, or
+ * "wrong-output": a downloaded output gets one bit flipped (a device that
+ * computes wrong results without reporting an error). */
 typedef struct ClFault {
         char call[64];
         long after;
+        long times; /* < 0: no limit */
         long seen;
 } ClFault;
 
