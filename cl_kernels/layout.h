@@ -41,11 +41,21 @@
 #define OUT_MODE_U8_LUT 1 /* requantize to 0..255, then the fused table */
 #define OUT_MODE_F32 2    /* (float) acc * out_scale[c] */
 
-/* Fused float activations (engine/cpu/ref-ops.c semantics). */
+/* Float activations, fused or standalone (engine/cpu/ref-ops.c). */
 #define ACT_NONE 0
 #define ACT_RELU 1
 #define ACT_CLIP 2
 #define ACT_LEAKY_RELU 3
+#define ACT_HARD_SWISH 4
+#define ACT_SIGMOID 5
+#define ACT_HARD_SIGMOID 6
+#define ACT_TANH 7
+
+/* Element-wise binary float ops. */
+#define BINARY_ADD 0
+#define BINARY_SUB 1
+#define BINARY_MUL 2
+#define BINARY_DIV 3
 
 /* Tiles of the int8 and float convolution: a work-group computes
  * TILE_OC output channels x TILE_P output pixels, walking the depth in

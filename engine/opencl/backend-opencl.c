@@ -174,7 +174,7 @@ static bool opencl_supports_op(void *ctx, const CvoptGraph *g, const CvoptNode *
         (void) ctx;
         if (!fits_int(g, n))
                 return false;
-        return is_copy_op(g, n) || cl_int8_supports(g, n);
+        return is_copy_op(g, n) || cl_int8_supports(g, n) || cl_float_supports(g, n);
 }
 
 static int opencl_prepare_node(void *ctx, const CvoptGraph *g, const CvoptNode *n, uint32_t node_index) {
@@ -192,7 +192,7 @@ static int opencl_prepare_node(void *ctx, const CvoptGraph *g, const CvoptNode *
         } else if (cvopt_op_is_quantized(n->op))
                 r = cl_int8_prepare(c, n, node);
         else
-                r = -CVOPT_E_UNSUPPORTED;
+                r = cl_float_prepare(c, n, node);
         if (r < 0) {
                 node_release(node);
                 return r;
