@@ -70,6 +70,11 @@ int cl_node_buffer(ClContext *c, ClNode *node, const void *data, size_t size_byt
 int cl_node_launch(ClContext *c, ClNode *node, const char *kernel_name, cl_uint work_dim, const size_t *global,
                    const size_t *local, size_t n_args, const ClArg *args);
 
+/* Picks the work-group size of the node's last launch (a 1-D-local kernel
+ * over items work-items in dimension 0) by timing the candidates on the
+ * device, or takes it from the on-disk cache. */
+int cl_node_tune_last(ClContext *c, ClNode *node, size_t items);
+
 static inline size_t cl_round_up(size_t value, size_t multiple) {
         return (value + multiple - 1) / multiple * multiple;
 }

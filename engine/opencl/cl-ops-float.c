@@ -163,9 +163,10 @@ static int prepare_conv(ClContext *c, const CvoptNode *n, ClNode *node) {
                                       (size_t[]) { cl_round_up(pixels, TILE_P), cl_round_up(group_out, TILE_OC),
                                                    (size_t) (x->dims[0] * group) },
                                       (size_t[]) { TILE_P, TILE_OC, 1 }, ELEMENTSOF(args), args);
-        return cl_node_launch(c, node, "f_conv_direct", 3,
-                              (size_t[]) { cl_round_up(pixels, ELEMENT_GROUP), (size_t) channels, (size_t) x->dims[0] },
-                              (size_t[]) { ELEMENT_GROUP, 1, 1 }, ELEMENTSOF(args), args);
+        r = cl_node_launch(c, node, "f_conv_direct", 3,
+                           (size_t[]) { cl_round_up(pixels, ELEMENT_GROUP), (size_t) channels, (size_t) x->dims[0] },
+                           (size_t[]) { ELEMENT_GROUP, 1, 1 }, ELEMENTSOF(args), args);
+        return r < 0 ? r : cl_node_tune_last(c, node, pixels);
 }
 
 static int prepare_gemm(ClContext *c, const CvoptNode *n, ClNode *node) {
@@ -248,9 +249,10 @@ static int prepare_pool(ClContext *c, const CvoptNode *n, ClNode *node) {
         const size_t planes = (size_t) (x->dims[0] * x->dims[1]);
         const size_t total = global ? planes : planes * (size_t) (win.out_h * win.out_w);
         const ClArg args[] = { CL_ARG_MEM(xm), CL_ARG_MEM(pm), CL_ARG_MEM(ym), CL_ARG_INT(total) };
-        return cl_node_launch(c, node, global ? "f_global_pool" : "f_pool", 1,
-                              (size_t[]) { cl_round_up(MAX(total, 1u), ELEMENT_GROUP) }, (size_t[]) { ELEMENT_GROUP },
-                              ELEMENTSOF(args), args);
+        r = cl_node_launch(c, node, global ? "f_global_pool" : "f_pool", 1,
+                           (size_t[]) { cl_round_up(MAX(total, 1u), ELEMENT_GROUP) }, (size_t[]) { ELEMENT_GROUP },
+                           ELEMENTSOF(args), args);
+        return r < 0 ? r : cl_node_tune_last(c, node, total);
 }
 
 static int prepare_softmax(ClContext *c, const CvoptNode *n, ClNode *node) {

@@ -235,7 +235,7 @@ static bool runtime_build_from_cache(ClRuntime *rt, uint64_t key) {
 }
 
 static int runtime_build_program(ClRuntime *rt) {
-        const uint64_t key = program_key(rt);
+        const uint64_t key = rt->program_key = program_key(rt);
         const char *source = cvopt_cl_source;
         size_t length = cvopt_cl_source_size;
         cl_int err;

@@ -37,6 +37,7 @@ typedef struct ClRuntime {
         size_t max_work_group_size;
         ClFault fault;
         char cache_dir[4096]; /* "" when the cache is disabled */
+        uint64_t program_key; /* device, driver, source, options: keys every cache entry */
         bool program_from_cache;
         bool cache_entry_discarded; /* a corrupt or unusable entry was found and rebuilt */
 } ClRuntime;

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "opencl-test-util.h"
+#include "opencl/cl-cache.h"
 #include "opencl/cl-runtime.h"
 
 /* QConv 3x3 8->16 on 12x12, then a 2x2 max pool: two OpenCL nodes, the
@@ -257,6 +258,51 @@ static void test_program_cache(void **state) {
         assert_int_equal(count_cache_files(), 1);
 }
 
+/* Every entry in the cache directory loads (intact header and checksum). */
+static void assert_cache_entries_valid(void) {
+        DIR *d = opendir(cache_dir);
+        struct dirent *e;
+
+        assert_non_null(d);
+        while ((e = readdir(d))) {
+                char kind[16];
+                unsigned long long key;
+                void *data = NULL;
+                size_t size = 0;
+
+                if (e->d_name[0] == '.')
+                        continue;
+                assert_int_equal(sscanf(e->d_name, "%15[a-z]-%16llx.bin", kind, &key), 2);
+                assert_int_equal(cl_cache_load(cache_dir, kind, key, &data, &size), 0);
+                free(data);
+        }
+        closedir(d);
+}
+
+/* The pool's tuned work-group size is stored next to the program; both
+ * survive corruption by being rebuilt, and results stay right. */
+static void test_tuning_cache(void **state) {
+        _cleanup_(cvopt_graph_freep) CvoptGraph *g = make_net();
+        _cleanup_(cvopt_session_freep) CvoptSession *ref = NULL;
+        (void) state;
+
+        assert_int_equal(cvopt_session_new(g, &(CvoptSessionOptions) { .backend = "cpu-ref" }, &ref), 0);
+        for (int round = 0; round < 3; round++) {
+                _cleanup_(cvopt_session_freep) CvoptSession *s = NULL;
+
+                assert_int_equal(cvopt_session_new(g, &(CvoptSessionOptions) { .backend = "opencl" }, &s), 0);
+                assert_string_equal(cvopt_session_backend_name(s), "opencl");
+                run_and_check(s, ref);
+                assert_string_equal(cvopt_session_node_backend_name(s, 1), "opencl");
+                assert_int_equal(count_cache_files(), 2); /* program + pool work-group size */
+                assert_cache_entries_valid();
+                if (round == 0)
+                        damage_cache(-1, false);
+                else
+                        damage_cache(0, true);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_startup_fallback, cache_setup, cache_teardown),
@@ -264,6 +310,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_runtime_backoff, cache_setup, cache_teardown),
                 cmocka_unit_test_setup_teardown(test_auto, cache_setup, cache_teardown),
                 cmocka_unit_test_setup_teardown(test_program_cache, cache_setup, cache_teardown),
+                cmocka_unit_test_setup_teardown(test_tuning_cache, cache_setup, cache_teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
