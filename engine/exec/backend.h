@@ -57,6 +57,9 @@ typedef struct Backend {
         /* Optional: the device this context runs on ("pthread-skylake...",
          * "NVIDIA GeForce ..."), for telemetry. */
         const char *(*device_name)(void *ctx);
+        /* Optional: device time of node_index's kernels in the last run,
+         * from the device's own timers (profiled sessions only), or 0. */
+        uint64_t (*node_device_nsec)(void *ctx, uint32_t node_index);
         /* A device backend (OpenCL) whose absence or failure must not fail
          * the session: an init failure makes the session run on the best CPU
          * backend (the reason kept, cvopt_session_backend_reason()), and a

@@ -483,6 +483,12 @@ const char *cvopt_session_device_name(const CvoptSession *s) {
         return s->backend_ready && s->backend->device_name ? s->backend->device_name(s->backend_ctx) : NULL;
 }
 
+uint64_t cvopt_session_node_device_nsec(const CvoptSession *s, uint32_t node_index) {
+        if (node_index >= s->graph->n_nodes || !s->nodes[node_index].ran_on_primary || !s->backend->node_device_nsec)
+                return 0;
+        return s->backend->node_device_nsec(s->backend_ctx, node_index);
+}
+
 bool cvopt_session_degraded(const CvoptSession *s) {
         return s->degraded_runs_left > 0;
 }

@@ -322,6 +322,10 @@ static const char *opencl_device_name(void *ctx) {
         return ((ClContext *) ctx)->rt->device_name;
 }
 
+static uint64_t opencl_node_device_nsec(void *ctx, uint32_t node_index) {
+        return ((ClContext *) ctx)->nodes[node_index].device_nsec;
+}
+
 const Backend backend_opencl = {
         .name = "opencl",
         .init = opencl_init,
@@ -330,5 +334,6 @@ const Backend backend_opencl = {
         .prepare_node = opencl_prepare_node,
         .run_node = opencl_run_node,
         .device_name = opencl_device_name,
+        .node_device_nsec = opencl_node_device_nsec,
         .cpu_fallback = true,
 };

@@ -78,6 +78,10 @@ const char *cvopt_session_node_backend_name(const CvoptSession *s, uint32_t node
 /* Monotonic nanoseconds node_index took in the last run; 0 unless the
  * session was made with options->profile, or if out of range. */
 uint64_t cvopt_session_node_time_nsec(const CvoptSession *s, uint32_t node_index);
+/* Nanoseconds node_index's kernels ran on the device in the last run, by
+ * the device's own timers (OpenCL events): without the host's waiting and
+ * transfers. 0 unless profiled and run on a backend with timers. */
+uint64_t cvopt_session_node_device_nsec(const CvoptSession *s, uint32_t node_index);
 /* Bytes of the activation arena planned at creation: tensors whose
  * lifetimes do not overlap share memory (inputs are not included). */
 size_t cvopt_session_activation_bytes(const CvoptSession *s);

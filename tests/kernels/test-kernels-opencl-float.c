@@ -134,6 +134,17 @@ static void test_float_cnn(void **state) {
         assert_int_equal(cvopt_graph_set_outputs(g, 2, (int32_t[]) { t, side }), 0);
         assert_int_equal(cvopt_graph_infer_shapes(g), 0);
         compare_float(g, "float cnn", NULL);
+
+        /* Profiled: every node has a host time, and kernels a device time. */
+        _cleanup_(cvopt_session_freep) CvoptSession *s = NULL;
+        assert_int_equal(cvopt_session_new(g, &(CvoptSessionOptions) { .backend = "opencl", .profile = true }, &s), 0);
+        assert_int_equal(cvopt_session_run(s), 0);
+        for (uint32_t k = 0; k < g->n_nodes; k++) {
+                assert_true(cvopt_session_node_time_nsec(s, k) > 0);
+                if (g->nodes[k].op == CVOPT_OP_CONV)
+                        assert_true(cvopt_session_node_device_nsec(s, k) > 0);
+        }
+        assert_non_null(cvopt_session_device_name(s));
 }
 
 /* MatMul -> Transpose (no OpenCL kernel: the CPU) -> Mul by a scalar ->
