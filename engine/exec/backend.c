@@ -29,7 +29,7 @@ char *backend_names(char *buf, size_t size) {
 
         if (size == 0)
                 return buf;
-        used = (size_t) snprintf(buf, size, "cpu");
+        used = (size_t) snprintf(buf, size, "cpu, auto");
         for (size_t i = 0; i < ELEMENTSOF(backends) && used < size; i++)
                 used += (size_t) snprintf(buf + used, size - used, ", %s", backends[i]->name);
         return buf;
