@@ -4,62 +4,99 @@
  * cl_store_q. Integer sums are exact in any order, so these kernels tile
  * and reorder freely and still match engine/cpu/q-conv.c bit for bit. */
 
-/* Convolution with on-the-fly im2col: a work-group computes TILE_OC
- * output channels (of one group) x TILE_P output pixels, staging a
+/* Convolution with on-the-fly im2col: a work-group computes Q_TILE_OC
+ * output channels (of one group) x Q_TILE_P output pixels, staging a
  * TILE_K-deep slice of the unrolled input and of the weights in local
- * memory per step. Out-of-range rows and columns (tile remainders) are
- * staged as weight 0 and never stored. Grid: (pixels rounded up to TILE_P,
- * channels per group rounded up to TILE_OC, batch x groups). */
-__kernel __attribute__((reqd_work_group_size(TILE_P, TILE_OC, 1)))
+ * memory per step; each work-item keeps Q_OC_PER_ITEM x Q_PIX_PER_ITEM
+ * accumulators (channels lc + 8i, pixels lp + 16j). Out-of-range rows and
+ * columns (tile remainders) are staged as weight 0 and never stored.
+ * Grid: (pixels rounded up to Q_TILE_P, / Q_PIX_PER_ITEM; channels per
+ * group rounded up to Q_TILE_OC, / Q_OC_PER_ITEM; batch x groups). */
+__kernel __attribute__((reqd_work_group_size(Q_ITEMS_P, Q_ITEMS_OC, 1)))
 void q_conv_tiled(__global const uchar *x, __global const char *w, __global const int *bias, __global const int *p,
                   __global const int *multiplier, __global const int *shift, __global const float *out_scale,
                   __global const uchar *lut, __global uchar *yq, __global float *yf) {
-        __local uchar xs[TILE_K][TILE_P];
-        __local char ws[TILE_OC][TILE_K];
-        const int lp = get_local_id(0), lc = get_local_id(1), lid = lc * TILE_P + lp;
+        __local uchar xs[TILE_K][Q_TILE_P];
+        __local char ws[Q_TILE_OC][TILE_K];
+        /* The im2col index split in two tables, so that staging does no
+         * division: each tile pixel's top-left input position, and each
+         * depth step's channel plane offset and kernel offset. */
+        __local int pixel_y[Q_TILE_P], pixel_x[Q_TILE_P];
+        __local int k_plane[TILE_K], k_y[TILE_K], k_x[TILE_K];
+        const int lp = get_local_id(0), lc = get_local_id(1), lid = lc * Q_ITEMS_P + lp;
         const int in_c = p[P_IN_C], in_h = p[P_IN_H], in_w = p[P_IN_W], out_w = p[P_OUT_W];
         const int kernel_w = p[P_KERNEL_W], window = p[P_KERNEL_H] * kernel_w;
         const int group_in = p[P_GROUP_IN], group_out = p[P_GROUP_OUT], depth = p[P_DEPTH];
         const int pixels = p[P_OUT_H] * out_w, groups = in_c / group_in;
         const int batch_group = get_global_id(2), nb = batch_group / groups, g = batch_group % groups;
-        const int pixel0 = get_group_id(0) * TILE_P, oc0 = get_group_id(1) * TILE_OC;
+        const int pixel0 = get_group_id(0) * Q_TILE_P, oc0 = get_group_id(1) * Q_TILE_OC;
         const uchar pad = (uchar) p[P_X_ZERO_POINT];
         __global const uchar *xb = x + ((size_t) nb * in_c + (size_t) g * group_in) * in_h * in_w;
         __global const char *wb = w + (size_t) g * group_out * depth;
-        int acc = 0;
+        int acc[Q_OC_PER_ITEM][Q_PIX_PER_ITEM];
 
+        for (int i = 0; i < Q_OC_PER_ITEM; i++)
+                for (int j = 0; j < Q_PIX_PER_ITEM; j++)
+                        acc[i][j] = 0;
+        for (int e = lid; e < Q_TILE_P; e += Q_ITEMS_P * Q_ITEMS_OC) {
+                const int px = pixel0 + e;
+
+                /* A pixel past the end reads padding (it is never stored). */
+                pixel_y[e] = px < pixels ? (px / out_w) * p[P_STRIDE_H] - p[P_PAD_TOP] : -in_h - (1 << 20);
+                pixel_x[e] = px < pixels ? (px % out_w) * p[P_STRIDE_W] - p[P_PAD_LEFT] : 0;
+        }
         for (int k0 = 0; k0 < depth; k0 += TILE_K) {
-                for (int e = lid; e < TILE_K * TILE_P; e += TILE_P * TILE_OC) {
-                        const int kk = e / TILE_P, pp = e % TILE_P, k = k0 + kk, px = pixel0 + pp;
-                        uchar v = pad;
+                for (int e = lid; e < TILE_K; e += Q_ITEMS_P * Q_ITEMS_OC) {
+                        const int k = k0 + e, c = k / window, r = k % window;
 
-                        if (k < depth && px < pixels) {
-                                const int c = k / window, r = k % window, ky = r / kernel_w, kx = r % kernel_w;
-                                const int iy = (px / out_w) * p[P_STRIDE_H] - p[P_PAD_TOP] + ky * p[P_DILATION_H];
-                                const int ix = (px % out_w) * p[P_STRIDE_W] - p[P_PAD_LEFT] + kx * p[P_DILATION_W];
-
-                                if (iy >= 0 && iy < in_h && ix >= 0 && ix < in_w)
-                                        v = xb[((size_t) c * in_h + iy) * in_w + ix];
-                        }
-                        xs[kk][pp] = v;
+                        /* Depth past the end: weight 0, so any byte will do. */
+                        k_plane[e] = k < depth ? c * in_h * in_w : -1;
+                        k_y[e] = (r / kernel_w) * p[P_DILATION_H];
+                        k_x[e] = (r % kernel_w) * p[P_DILATION_W];
                 }
-                for (int e = lid; e < TILE_OC * TILE_K; e += TILE_P * TILE_OC) {
+                barrier(CLK_LOCAL_MEM_FENCE);
+                for (int e = lid; e < TILE_K * Q_TILE_P; e += Q_ITEMS_P * Q_ITEMS_OC) {
+                        const int kk = e / Q_TILE_P, pp = e % Q_TILE_P;
+                        const int iy = pixel_y[pp] + k_y[kk], ix = pixel_x[pp] + k_x[kk];
+
+                        xs[kk][pp] = k_plane[kk] >= 0 && iy >= 0 && iy < in_h && ix >= 0 && ix < in_w ?
+                                             xb[(size_t) k_plane[kk] + (size_t) iy * in_w + ix] :
+                                             pad;
+                }
+                for (int e = lid; e < Q_TILE_OC * TILE_K; e += Q_ITEMS_P * Q_ITEMS_OC) {
                         const int cc = e / TILE_K, kk = e % TILE_K, o = oc0 + cc, k = k0 + kk;
 
                         ws[cc][kk] = o < group_out && k < depth ? wb[(size_t) o * depth + k] : (char) 0;
                 }
                 barrier(CLK_LOCAL_MEM_FENCE);
-                for (int kk = 0; kk < TILE_K; kk++)
-                        acc += (int) xs[kk][lp] * (int) ws[lc][kk];
+                for (int kk = 0; kk < TILE_K; kk++) {
+                        int wv[Q_OC_PER_ITEM];
+
+                        for (int i = 0; i < Q_OC_PER_ITEM; i++)
+                                wv[i] = ws[lc + i * Q_ITEMS_OC][kk];
+                        for (int j = 0; j < Q_PIX_PER_ITEM; j++) {
+                                const int xv = xs[kk][lp + j * Q_ITEMS_P];
+
+                                for (int i = 0; i < Q_OC_PER_ITEM; i++)
+                                        acc[i][j] += xv * wv[i];
+                        }
+                }
                 barrier(CLK_LOCAL_MEM_FENCE);
         }
 
-        const int pixel = pixel0 + lp, o = oc0 + lc;
-        if (pixel < pixels && o < group_out) {
-                const int oc = g * group_out + o;
+        for (int i = 0; i < Q_OC_PER_ITEM; i++) {
+                const int o = oc0 + lc + i * Q_ITEMS_OC;
 
-                cl_store_q(yq, yf, ((size_t) nb * p[P_OUT_C] + oc) * pixels + pixel, acc + bias[oc], oc, p,
-                           multiplier, shift, out_scale, lut);
+                if (o >= group_out)
+                        continue;
+                const int oc = g * group_out + o;
+                for (int j = 0; j < Q_PIX_PER_ITEM; j++) {
+                        const int pixel = pixel0 + lp + j * Q_ITEMS_P;
+
+                        if (pixel < pixels)
+                                cl_store_q(yq, yf, ((size_t) nb * p[P_OUT_C] + oc) * pixels + pixel, acc[i][j] + bias[oc],
+                                           oc, p, multiplier, shift, out_scale, lut);
+                }
         }
 }
 

@@ -16,9 +16,9 @@
  * every GPU's SIMD width (32 or 64) and small enough for any device. */
 #define ELEMENT_GROUP 64
 #define GLOBAL_POOL_GROUP 64 /* as in q-pool.cl */
-/* Below this many output channels per group the tiled conv (TILE_OC = 8)
- * idles most of its work-items: depthwise and narrow groups go direct. */
-#define TILED_MIN_GROUP_OUT 4
+/* Below this many output channels per group the tiled conv (Q_TILE_OC =
+ * 16) idles most of its work-items: depthwise and narrow groups go direct. */
+#define TILED_MIN_GROUP_OUT 8
 
 static bool is_u8(const CvoptTensor *t) {
         return t && t->dtype == CVOPT_DTYPE_UINT8 && t->quant.count == 1;
@@ -172,9 +172,10 @@ static int prepare_conv_gemm(ClContext *c, const CvoptNode *n, ClNode *node) {
         const size_t pixels = (size_t) (win.out_h * win.out_w), group_out = (size_t) (channels / group);
         if (group_out >= TILED_MIN_GROUP_OUT)
                 return cl_node_launch(c, node, "q_conv_tiled", 3,
-                                      (size_t[]) { cl_round_up(pixels, TILE_P), cl_round_up(group_out, TILE_OC),
+                                      (size_t[]) { cl_round_up(pixels, Q_TILE_P) / Q_PIX_PER_ITEM,
+                                                   cl_round_up(group_out, Q_TILE_OC) / Q_OC_PER_ITEM,
                                                    (size_t) (x->dims[0] * group) },
-                                      (size_t[]) { TILE_P, TILE_OC, 1 }, ELEMENTSOF(args), args);
+                                      (size_t[]) { Q_ITEMS_P, Q_ITEMS_OC, 1 }, ELEMENTSOF(args), args);
         r = cl_node_launch(c, node, "q_conv_direct", 3,
                            (size_t[]) { cl_round_up(pixels, ELEMENT_GROUP), (size_t) channels, (size_t) x->dims[0] },
                            (size_t[]) { ELEMENT_GROUP, 1, 1 }, ELEMENTSOF(args), args);
