@@ -2,8 +2,9 @@
 /* Every OpenCL op against the scalar reference (suite 'kernels', on
  * whatever OpenCL device the machine has: PoCL's CPU device in CI). int8
  * outputs must match byte for byte; shapes hit every tile remainder of the
- * kernels (pixels not a multiple of TILE_P = 16, channels not a multiple
- * of TILE_OC = 8, depths not a multiple of TILE_K = 32 or GEMM_K = 256),
+ * kernels (pixels not a multiple of Q_TILE_P = 64, channels not a
+ * multiple of Q_TILE_OC = 16, depths not a multiple of TILE_K = 32 or
+ * GEMM_K = 256; both the tiled and the direct convolution),
  * strides, pads, dilations, groups, fused tables and float outputs. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -121,7 +122,8 @@ static const ConvCase conv_cases[] = {
         { "conv 3x3 13->11 9x7 stride 2, batch 2", 2, 13, 9, 7, 11, 3, 2, 1, 1, 1, false, false, false, false },
         { "conv 3x3 32->20 14x14 lut", 1, 32, 14, 14, 20, 3, 1, 1, 1, 1, false, true, false, false },
         { "conv 1x1 17->9 5x5 one multiplier no bias", 1, 17, 5, 5, 9, 1, 1, 0, 1, 1, false, false, true, true },
-        { "conv 3x3 dilation 2 pad 2", 1, 5, 11, 10, 7, 3, 1, 2, 2, 1, false, false, false, false },
+        { "conv 3x3 dilation 2 pad 2 (direct)", 1, 5, 11, 10, 7, 3, 1, 2, 2, 1, false, false, false, false },
+        { "conv 3x3 dilation 2 pad 2 stride 2 (tiled)", 1, 9, 13, 10, 19, 3, 2, 2, 2, 1, false, false, false, false },
         { "conv 5x5 no pad float output", 1, 3, 12, 12, 10, 5, 1, 0, 1, 1, true, false, false, false },
         { "depthwise 3x3 24 ch 13x13 stride 2", 1, 24, 13, 13, 24, 3, 2, 1, 1, 24, false, false, false, false },
         { "depthwise 3x3 x2 multiplier 6->12", 1, 6, 9, 9, 12, 3, 1, 1, 1, 6, false, true, false, false },
