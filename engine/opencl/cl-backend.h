@@ -75,6 +75,14 @@ int cl_node_launch(ClContext *c, ClNode *node, const char *kernel_name, cl_uint 
  * device, or takes it from the on-disk cache. */
 int cl_node_tune_last(ClContext *c, ClNode *node, size_t items);
 
+/* Kernels compute window positions in int: a padded extent and a window
+ * span must stay well inside it (the 2^30 leaves room for the sums with
+ * strides and offsets; real images are a few thousand pixels). */
+static inline bool cl_window_fits_int(int64_t in_h, int64_t in_w, int64_t pad_h, int64_t pad_w, int64_t span_h,
+                                      int64_t span_w) {
+        return in_h + pad_h < (1 << 30) && in_w + pad_w < (1 << 30) && span_h < (1 << 30) && span_w < (1 << 30);
+}
+
 static inline size_t cl_round_up(size_t value, size_t multiple) {
         return (value + multiple - 1) / multiple * multiple;
 }

@@ -125,6 +125,9 @@ static int prepare_conv_gemm(ClContext *c, const CvoptNode *n, ClNode *node) {
                 r = q_window_init(n, x->dims[2], x->dims[3], w->dims[2], w->dims[3], false, &win);
                 if (r < 0)
                         return r;
+                if (!cl_window_fits_int(x->dims[2], x->dims[3], win.pad_top + win.pad_bottom, win.pad_left + win.pad_right,
+                                        win.dilation_h * win.kernel_h, win.dilation_w * win.kernel_w))
+                        return cvopt_error_set(-CVOPT_E_UNSUPPORTED, "node '%s': window too large for OpenCL", n->name);
                 params[P_BATCH] = (int32_t) x->dims[0];
                 params[P_IN_C] = (int32_t) x->dims[1];
                 params[P_IN_H] = (int32_t) x->dims[2];
@@ -198,6 +201,9 @@ static int prepare_pool(ClContext *c, const CvoptNode *n, ClNode *node) {
                 r = q_window_init(n, x->dims[2], x->dims[3], 0, 0, cvopt_node_get_int(n, "ceil_mode", 0) != 0, &win);
                 if (r < 0)
                         return r;
+                if (!cl_window_fits_int(x->dims[2], x->dims[3], win.pad_top + win.pad_bottom, win.pad_left + win.pad_right,
+                                        win.dilation_h * win.kernel_h, win.dilation_w * win.kernel_w))
+                        return cvopt_error_set(-CVOPT_E_UNSUPPORTED, "node '%s': window too large for OpenCL", n->name);
                 if (win.kernel_h * win.kernel_w > 65536)
                         return cvopt_error_set(-CVOPT_E_UNSUPPORTED, "node '%s': pool window too large", n->name);
                 counts = (uint32_t) (win.kernel_h * win.kernel_w) + 1;
