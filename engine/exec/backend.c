@@ -6,6 +6,9 @@
 #include "macro.h"
 
 static const Backend *const backends[] = {
+#ifdef HAVE_OPENCL
+        &backend_opencl,
+#endif
         &backend_cpu_simd,
         &backend_cpu_ref,
 };
@@ -26,7 +29,7 @@ char *backend_names(char *buf, size_t size) {
 
         if (size == 0)
                 return buf;
-        used = (size_t) snprintf(buf, size, "cpu");
+        used = (size_t) snprintf(buf, size, "cpu, auto");
         for (size_t i = 0; i < ELEMENTSOF(backends) && used < size; i++)
                 used += (size_t) snprintf(buf + used, size - used, ", %s", backends[i]->name);
         return buf;

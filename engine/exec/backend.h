@@ -54,6 +54,23 @@ typedef struct Backend {
         int (*prepare_node)(void *ctx, const CvoptGraph *g, const CvoptNode *n, uint32_t node_index);
         int (*run_node)(void *ctx, const CvoptGraph *g, const CvoptNode *n, uint32_t node_index,
                         const CvoptTensor *const *inputs, CvoptTensor *const *outputs);
+        /* Optional: the device this context runs on ("pthread-skylake...",
+         * "NVIDIA GeForce ..."), for telemetry. */
+        const char *(*device_name)(void *ctx);
+        /* Optional: device time of node_index's kernels in the last run,
+         * from the device's own timers (profiled sessions only), or 0. */
+        uint64_t (*node_device_nsec)(void *ctx, uint32_t node_index);
+        /* A device backend (OpenCL) whose absence or failure must not fail
+         * the session: an init failure makes the session run on the best CPU
+         * backend (the reason kept, cvopt_session_backend_reason()), and a
+         * run_node failure re-runs that whole inference on the CPU reference
+         * and keeps the backend off for a growing number of runs (backoff)
+         * before it is tried again. Such a backend may also leave an output's
+         * host copy stale when only its own nodes read it (they find it in
+         * device memory); it must write the host copy of graph outputs, of
+         * tensors any node it did not prepare reads, and of every output when
+         * the session has an observer. */
+        bool cpu_fallback;
 } Backend;
 
 /* The scalar fp32/int8 reference operators of engine/cpu: runs every op that
@@ -65,6 +82,9 @@ extern const Backend backend_cpu_ref;
  * everything else (all of it on a CPU without AVX2). */
 extern const Backend backend_cpu_simd;
 
+/* OpenCL kernels (engine/opencl), when built with OpenCL. */
+extern const Backend backend_opencl;
+
 /* The backend called name ("cpu" is an alias of "cpu-ref"), or NULL. */
 const Backend *backend_find(const char *name);
 
@@ -73,6 +93,14 @@ const Backend *backend_find(const char *name);
  * the reference, and for "auto", which tries the candidates in turn. */
 int session_new_with_backend(const CvoptGraph *g, const CvoptSessionOptions *options, const Backend *backend,
                              CvoptSession **ret_session);
+
+/* backend=auto (backend-auto.c): OpenCL or the best CPU backend, whichever
+ * is faster with identical outputs on a few check inputs; the CPU one when
+ * OpenCL is absent, fails or differs. The reason is kept in the session. */
+int session_new_auto(const CvoptGraph *g, const CvoptSessionOptions *options, CvoptSession **ret_session);
+
+/* Sets the text cvopt_session_backend_reason() returns. */
+void session_set_backend_reason(CvoptSession *s, const char *format, ...) __attribute__((format(printf, 2, 3)));
 
 /* Writes the names of all backends ("cpu, cpu-ref, ...") into buf, for
  * error messages; returns buf. */

@@ -5,6 +5,7 @@
  * backend runs it, and builds the per-node tensor pointer lists. A run is
  * then a walk over the nodes with no allocation, so its latency does not
  * depend on the allocator, and a daemon's memory stays flat. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -45,6 +46,13 @@ struct CvoptSession {
 
         bool profile;
         uint64_t n_fallbacks;
+        /* Start-up fallback or auto choice (cvopt_session_backend_reason). */
+        char backend_reason[512];
+        /* Run-time fallback of a cpu_fallback backend: while
+         * degraded_runs_left > 0 every run goes to the CPU; each further
+         * failure doubles the next wait, up to BACKOFF_MAX_RUNS. */
+        uint64_t degraded_runs_left;
+        uint64_t backoff_runs;
         CvoptNodeObserver observer;
         void *observer_userdata;
 };
@@ -240,7 +248,17 @@ static int session_build_nodes(CvoptSession *s) {
 
 int cvopt_session_new(const CvoptGraph *g, const CvoptSessionOptions *options, CvoptSession **ret_session) {
         const Backend *backend = backend_find(options ? options->backend : NULL);
+        int r;
 
+        if (options && options->backend && streq(options->backend, "auto"))
+                return session_new_auto(g, options, ret_session);
+        if (!backend && streq(options->backend, "opencl")) {
+                /* Asked for a device this build cannot drive: the CPU, and why. */
+                r = session_new_with_backend(g, options, backend_find("cpu"), ret_session);
+                if (r >= 0)
+                        session_set_backend_reason(*ret_session, "opencl: not built with OpenCL");
+                return r;
+        }
         if (!backend) {
                 char names[256];
 
@@ -288,9 +306,17 @@ int session_new_with_backend(const CvoptGraph *g, const CvoptSessionOptions *opt
         s->reference_ready = true;
         if (backend != &backend_cpu_ref) {
                 r = backend->init(g, options, &s->backend_ctx);
+                if (r < 0 && backend->cpu_fallback) {
+                        /* No device, driver or kernels: the session still
+                         * serves, on the best CPU backend, and says why. */
+                        snprintf(s->backend_reason, sizeof(s->backend_reason), "%s: %s", backend->name,
+                                 cvopt_error_detail());
+                        s->backend = backend = backend_find("cpu");
+                        r = backend == &backend_cpu_ref ? 0 : backend->init(g, options, &s->backend_ctx);
+                }
                 if (r < 0)
                         return cvopt_error_prefix(r, "backend %s", backend->name);
-                s->backend_ready = true;
+                s->backend_ready = backend != &backend_cpu_ref;
         }
 
         r = session_alloc_inputs(s);
@@ -313,9 +339,44 @@ static uint64_t now_nsec(void) {
         return (uint64_t) ts.tv_sec * UINT64_C(1000000000) + (uint64_t) ts.tv_nsec;
 }
 
+/* Runs the whole graph on the CPU reference: a device backend's failed
+ * inference, redone from the start (its device may hold the only copy of
+ * earlier results). */
+static int session_run_on_reference(CvoptSession *s) {
+        const CvoptGraph *g = s->graph;
+
+        for (uint32_t k = 0; k < g->n_nodes; k++) {
+                const CvoptNode *n = &g->nodes[k];
+                SessionNode *sn = &s->nodes[k];
+                uint64_t start = s->profile ? now_nsec() : 0;
+                int r;
+
+                sn->ran_on_primary = false;
+                r = backend_cpu_ref.run_node(s->reference_ctx, g, n, k, sn->inputs, sn->outputs);
+                if (r < 0)
+                        return cvopt_error_prefix(r, "node '%s' (op %s)", n->name, graph_op_name(n->op));
+                if (s->profile)
+                        sn->time_nsec = now_nsec() - start;
+                if (s->observer)
+                        s->observer(s->observer_userdata, g, k, sn->inputs, (const CvoptTensor *const *) sn->outputs);
+        }
+        return 0;
+}
+
+/* Backoff of a failed device, in runs rather than seconds so that it is
+ * deterministic and testable: 8 runs after the first failure (a daemon at
+ * 30 fps retries within a second), doubling per consecutive failure up to
+ * 4096 runs (about two minutes at 30 fps). */
+#define BACKOFF_FIRST_RUNS 8
+#define BACKOFF_MAX_RUNS 4096
+
 int cvopt_session_run(CvoptSession *s) {
         const CvoptGraph *g = s->graph;
 
+        if (s->backend->cpu_fallback && s->degraded_runs_left > 0) {
+                s->degraded_runs_left--;
+                return session_run_on_reference(s);
+        }
         for (uint32_t k = 0; k < g->n_nodes; k++) {
                 const CvoptNode *n = &g->nodes[k];
                 SessionNode *sn = &s->nodes[k];
@@ -327,7 +388,16 @@ int cvopt_session_run(CvoptSession *s) {
                         r = s->backend->run_node(s->backend_ctx, g, n, k, sn->inputs, sn->outputs);
                         if (r >= 0)
                                 sn->ran_on_primary = true;
-                        else if (backend_cpu_ref.supports_op(s->reference_ctx, g, n)) {
+                        else if (s->backend->cpu_fallback) {
+                                snprintf(s->backend_reason, sizeof(s->backend_reason),
+                                         "%s degraded: node '%s' failed: %s", s->backend->name, n->name,
+                                         cvopt_error_detail());
+                                s->n_fallbacks++;
+                                s->backoff_runs = s->backoff_runs == 0 ? BACKOFF_FIRST_RUNS :
+                                                  MIN(s->backoff_runs * 2, (uint64_t) BACKOFF_MAX_RUNS);
+                                s->degraded_runs_left = s->backoff_runs;
+                                return session_run_on_reference(s);
+                        } else if (backend_cpu_ref.supports_op(s->reference_ctx, g, n)) {
                                 /* A device that failed once (lost context, out
                                  * of memory) is likely to fail again: this node
                                  * stays on the CPU from now on. */
@@ -347,7 +417,20 @@ int cvopt_session_run(CvoptSession *s) {
                 if (s->observer)
                         s->observer(s->observer_userdata, g, k, sn->inputs, (const CvoptTensor *const *) sn->outputs);
         }
+        /* A whole run on the device after a failure: the device is back. */
+        if (s->backoff_runs > 0) {
+                s->backoff_runs = 0;
+                s->backend_reason[0] = '\0';
+        }
         return 0;
+}
+
+void session_set_backend_reason(CvoptSession *s, const char *format, ...) {
+        va_list ap;
+
+        va_start(ap, format);
+        vsnprintf(s->backend_reason, sizeof(s->backend_reason), format, ap);
+        va_end(ap);
 }
 
 uint32_t cvopt_session_n_inputs(const CvoptSession *s) {
@@ -392,4 +475,22 @@ size_t cvopt_session_activation_bytes(const CvoptSession *s) {
 
 uint64_t cvopt_session_n_fallbacks(const CvoptSession *s) {
         return s->n_fallbacks;
+}
+
+const char *cvopt_session_backend_reason(const CvoptSession *s) {
+        return s->backend_reason[0] ? s->backend_reason : NULL;
+}
+
+const char *cvopt_session_device_name(const CvoptSession *s) {
+        return s->backend_ready && s->backend->device_name ? s->backend->device_name(s->backend_ctx) : NULL;
+}
+
+uint64_t cvopt_session_node_device_nsec(const CvoptSession *s, uint32_t node_index) {
+        if (node_index >= s->graph->n_nodes || !s->nodes[node_index].ran_on_primary || !s->backend->node_device_nsec)
+                return 0;
+        return s->backend->node_device_nsec(s->backend_ctx, node_index);
+}
+
+bool cvopt_session_degraded(const CvoptSession *s) {
+        return s->degraded_runs_left > 0;
 }

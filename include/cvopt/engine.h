@@ -42,11 +42,18 @@ typedef void (*CvoptNodeObserver)(void *userdata, const CvoptGraph *g, uint32_t 
                                   const CvoptTensor *const *inputs, const CvoptTensor *const *outputs);
 
 typedef struct CvoptSessionOptions {
-        const char *backend; /* "cpu" (default), later "opencl", "auto" */
+        const char *backend; /* "cpu" (default), "cpu-ref", "cpu-simd", "opencl", "auto" */
         int threads;         /* 0: backend default */
         bool profile;        /* time every node of every run (cvopt_session_node_time_nsec) */
         CvoptNodeObserver observer;
         void *observer_userdata;
+        /* OpenCL device: NULL (CVOPT_OPENCL_DEVICE, else "auto": the first
+         * GPU, else any device), an index as `clinfo -l` lists them, or a
+         * substring of the device or platform name. */
+        const char *opencl_device;
+        /* Compiled kernels and tuned sizes: NULL (CVOPT_CACHE_DIR, else
+         * $XDG_CACHE_HOME/cvopt, else ~/.cache/cvopt), "" for no cache. */
+        const char *opencl_cache_dir;
 } CvoptSessionOptions;
 
 int cvopt_session_new(const CvoptGraph *g, const CvoptSessionOptions *options,
@@ -73,12 +80,27 @@ const char *cvopt_session_node_backend_name(const CvoptSession *s, uint32_t node
 /* Monotonic nanoseconds node_index took in the last run; 0 unless the
  * session was made with options->profile, or if out of range. */
 uint64_t cvopt_session_node_time_nsec(const CvoptSession *s, uint32_t node_index);
+/* Nanoseconds node_index's kernels ran on the device in the last run, by
+ * the device's own timers (OpenCL events): without the host's waiting and
+ * transfers. 0 unless profiled and run on a backend with timers. */
+uint64_t cvopt_session_node_device_nsec(const CvoptSession *s, uint32_t node_index);
 /* Bytes of the activation arena planned at creation: tensors whose
  * lifetimes do not overlap share memory (inputs are not included). */
 size_t cvopt_session_activation_bytes(const CvoptSession *s);
 /* Node runs that failed on the chosen backend and were redone on the CPU
- * reference, since the session was made. */
+ * reference, since the session was made. For a device backend (OpenCL)
+ * each counts one inference re-run entirely on the CPU. */
 uint64_t cvopt_session_n_fallbacks(const CvoptSession *s);
+
+/* Why the session runs on another backend than the one asked for ("opencl:
+ * no OpenCL platform ...", "auto: outputs differ ...", "auto: cpu-simd
+ * faster ..."), or why a device is degraded; NULL when nothing fell back. */
+const char *cvopt_session_backend_reason(const CvoptSession *s);
+/* The device the backend runs on (OpenCL device name), or NULL. */
+const char *cvopt_session_device_name(const CvoptSession *s);
+/* True while a device backend is skipped after a run-time failure (its
+ * inferences run on the CPU until the backoff ends and it is retried). */
+bool cvopt_session_degraded(const CvoptSession *s);
 
 #ifdef __cplusplus
 }
