@@ -12,7 +12,7 @@ void cmd_bench_help(FILE *f) {
         fprintf(f, "Usage: cvopt bench MODEL [options]\n\n"
                "Latency of one inference (batch 1) after warm-up: median and p90 over the runs,\n"
                "and the process's peak resident memory.\n\n"
-               "  --backend B              cpu (default), cpu-ref, cpu-simd\n"
+               "  --backend B              cpu (default), cpu-ref, cpu-simd, opencl, auto\n"
                "  --threads N              threads per inference, for backends that use them\n"
                "  --runs N                 timed runs (default 200)\n"
                "  --warmup N               untimed runs first (default 20)\n"

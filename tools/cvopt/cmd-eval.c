@@ -16,7 +16,7 @@ void cmd_eval_help(FILE *f) {
                "on DATASET: fashion-mnist:train, fashion-mnist:test, idx:IMAGES,LABELS or dir:PATH.\n\n"
                "  --data DATASET           the labelled images\n"
                "  --limit N                only the first N images\n"
-               "  --backend B              cpu (default), cpu-ref, cpu-simd\n"
+               "  --backend B              cpu (default), cpu-ref, cpu-simd, opencl, auto\n"
                "  --threads N              parallel sessions (default: one per core)\n"
                "  --json                   one JSON object (keys top1, top5, n, ...)\n"
                INPUT_SPEC_HELP);
