@@ -7,3 +7,5 @@
 #include "cvopt/graph.h"
 #include "cvopt/model.h"
 #include "cvopt/engine.h"
+#include "cvopt/image.h"
+#include "cvopt/dataset.h"

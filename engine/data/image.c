@@ -1,0 +1,231 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cvopt/errors.h"
+#include "cvopt/image.h"
+#include "data/file-util.h"
+#include "macro.h"
+
+/* Debian's stb (libstb-dev) is compiled into this file alone, with every
+ * stb function static: no stbi_* symbol leaves libcvopt, so a program
+ * that also links Debian's libstb.so gets no clash. Only the formats we
+ * document are compiled in: less code facing hostile files. stb's own
+ * dimension limit is set to ours so that it refuses an oversized image
+ * before it allocates anything, in every decoder. */
+#define STB_IMAGE_IMPLEMENTATION
+#define STB_IMAGE_STATIC
+#define STBI_NO_STDIO
+#define STBI_NO_LINEAR
+#define STBI_NO_HDR
+#define STBI_ONLY_PNG
+#define STBI_ONLY_JPEG
+#define STBI_ONLY_PNM
+#define STBI_ONLY_BMP
+#define STBI_MAX_DIMENSIONS CVOPT_IMAGE_MAX_DIMENSION
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#define STB_IMAGE_WRITE_STATIC
+#define STBI_WRITE_NO_STDIO
+
+/* stb is third-party code written to older, laxer warning levels; our
+ * -Werror set applies to our code, not to its internals. */
+/* stb declares some functions (GIF, HDR) that the STBI_ONLY_* set leaves
+ * undefined; GCC reports that at the end of the file, after any pop, so
+ * this one warning is off for the whole file. */
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-prototypes"
+#pragma GCC diagnostic ignored "-Wstrict-prototypes"
+#pragma GCC diagnostic ignored "-Wnull-dereference"
+#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
+#pragma GCC diagnostic ignored "-Wundef"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wunused-but-set-variable"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+#include <stb/stb_image.h>
+#include <stb/stb_image_write.h>
+#pragma GCC diagnostic pop
+
+/* Image files are read whole into memory before decoding; 256 MiB is
+ * well above a 16384x16384 PNG of natural content and keeps a stray
+ * multi-gigabyte file from being read at all. */
+#define IMAGE_FILE_MAX_BYTES ((size_t) 256 << 20)
+
+int cvopt_image_new(uint32_t width, uint32_t height, uint32_t channels, CvoptImage **ret_image) {
+        _cleanup_free_ CvoptImage *img = NULL;
+        size_t n;
+
+        if (width == 0 || height == 0 || width > CVOPT_IMAGE_MAX_DIMENSION ||
+            height > CVOPT_IMAGE_MAX_DIMENSION)
+                return cvopt_error_set(-EINVAL, "image size %ux%u out of range 1..%u", width, height,
+                                       CVOPT_IMAGE_MAX_DIMENSION);
+        if (channels != 1 && channels != 3)
+                return cvopt_error_set(-EINVAL, "image has %u channels, expected 1 or 3", channels);
+
+        /* Cannot overflow: 16384 * 16384 * 3 < 2^30. */
+        n = (size_t) width * height * channels;
+        img = calloc(1, sizeof(*img));
+        if (!img)
+                return -ENOMEM;
+        img->pixels = calloc(n, 1);
+        if (!img->pixels)
+                return -ENOMEM;
+        img->width = width;
+        img->height = height;
+        img->channels = channels;
+        *ret_image = TAKE_PTR(img);
+        return 0;
+}
+
+CvoptImage *cvopt_image_free(CvoptImage *img) {
+        if (!img)
+                return NULL;
+        free(img->pixels);
+        free(img);
+        return NULL;
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(CvoptImage *, cvopt_image_free);
+
+int cvopt_image_decode(const void *data, size_t size, CvoptImage **ret_image) {
+        _cleanup_(cvopt_image_freep) CvoptImage *img = NULL;
+        int w, h, comp, got_w, got_h, got_comp, want;
+        uint8_t *pixels;
+
+        if (!data || size == 0)
+                return cvopt_error_set(-CVOPT_E_DATA, "empty image data");
+        if (size > INT_MAX)
+                return cvopt_error_set(-CVOPT_E_DATA, "image data of %zu bytes too large", size);
+
+        /* Header first: the size is checked before any pixel memory exists. */
+        if (!stbi_info_from_memory(data, (int) size, &w, &h, &comp))
+                return cvopt_error_set(-CVOPT_E_DATA, "not a PNG, JPEG, PNM or BMP image, or corrupt (%s)",
+                                       strempty(stbi_failure_reason()));
+        if (w <= 0 || h <= 0 || (uint32_t) w > CVOPT_IMAGE_MAX_DIMENSION ||
+            (uint32_t) h > CVOPT_IMAGE_MAX_DIMENSION)
+                return cvopt_error_set(-CVOPT_E_DATA, "image size %dx%d out of range 1..%u", w, h,
+                                       CVOPT_IMAGE_MAX_DIMENSION);
+        if (comp < 1 || comp > 4)
+                return cvopt_error_set(-CVOPT_E_DATA, "image has %d channels", comp);
+
+        /* Gray+alpha -> gray, RGB(A) -> RGB: stb converts while decoding. */
+        want = comp <= 2 ? 1 : 3;
+        pixels = stbi_load_from_memory(data, (int) size, &got_w, &got_h, &got_comp, want);
+        if (!pixels)
+                return cvopt_error_set(-CVOPT_E_DATA, "corrupt or truncated image (%s)",
+                                       strempty(stbi_failure_reason()));
+        if (got_w != w || got_h != h) {
+                stbi_image_free(pixels);
+                return cvopt_error_set(-CVOPT_E_DATA, "image header says %dx%d, data is %dx%d", w, h, got_w,
+                                       got_h);
+        }
+
+        img = calloc(1, sizeof(*img));
+        if (!img) {
+                stbi_image_free(pixels);
+                return -ENOMEM;
+        }
+        /* stb allocates with malloc (STBI_MALLOC is not overridden), so the
+         * buffer is adopted as it is and released with free(). */
+        img->pixels = pixels;
+        img->width = (uint32_t) w;
+        img->height = (uint32_t) h;
+        img->channels = (uint32_t) want;
+        *ret_image = TAKE_PTR(img);
+        return 0;
+}
+
+int cvopt_image_load(const char *path, CvoptImage **ret_image) {
+        _cleanup_free_ uint8_t *data = NULL;
+        size_t size;
+        int r;
+
+        r = file_read_all(path, IMAGE_FILE_MAX_BYTES, &data, &size);
+        if (r < 0)
+                return r;
+        r = cvopt_image_decode(data, size, ret_image);
+        if (r < 0)
+                return cvopt_error_prefix(r, "%s", path);
+        return 0;
+}
+
+static int image_check(const CvoptImage *img, const char *path) {
+        if (!img || !img->pixels || img->width == 0 || img->height == 0 ||
+            img->width > CVOPT_IMAGE_MAX_DIMENSION || img->height > CVOPT_IMAGE_MAX_DIMENSION ||
+            (img->channels != 1 && img->channels != 3))
+                return cvopt_error_set(-EINVAL, "%s: invalid image to write", path);
+        return 0;
+}
+
+typedef struct MemoryBuffer {
+        uint8_t *data;
+        size_t size, allocated;
+        bool failed;
+} MemoryBuffer;
+
+static void memory_buffer_append(void *context, void *data, int size) {
+        MemoryBuffer *b = context;
+        size_t need;
+
+        if (b->failed || size <= 0)
+                return;
+        if (size_add_overflow(b->size, (size_t) size, &need)) {
+                b->failed = true;
+                return;
+        }
+        if (need > b->allocated) {
+                size_t n = MAX(need, b->allocated * 2);
+                uint8_t *p = realloc(b->data, n);
+                if (!p) {
+                        b->failed = true;
+                        return;
+                }
+                b->data = p;
+                b->allocated = n;
+        }
+        memcpy(b->data + b->size, data, (size_t) size);
+        b->size = need;
+}
+
+int cvopt_image_save_png(const CvoptImage *img, const char *path) {
+        _cleanup_free_ uint8_t *owned = NULL;
+        MemoryBuffer b = {};
+        int r;
+
+        r = image_check(img, path);
+        if (r < 0)
+                return r;
+        r = stbi_write_png_to_func(memory_buffer_append, &b, (int) img->width, (int) img->height,
+                                   (int) img->channels, img->pixels, (int) (img->width * img->channels));
+        owned = b.data;
+        if (!r || b.failed)
+                return cvopt_error_set(-ENOMEM, "%s: cannot encode PNG", path);
+        return file_write_atomic(path, b.data, b.size);
+}
+
+int cvopt_image_save_pnm(const CvoptImage *img, const char *path) {
+        _cleanup_free_ uint8_t *data = NULL;
+        char header[64];
+        size_t n_pixels, size;
+        int r, header_len;
+
+        r = image_check(img, path);
+        if (r < 0)
+                return r;
+        header_len = snprintf(header, sizeof(header), "P%c\n%u %u\n255\n", img->channels == 1 ? '5' : '6',
+                              img->width, img->height);
+        n_pixels = (size_t) img->width * img->height * img->channels;
+        size = (size_t) header_len + n_pixels;
+        data = malloc(size);
+        if (!data)
+                return -ENOMEM;
+        memcpy(data, header, (size_t) header_len);
+        memcpy(data + header_len, img->pixels, n_pixels);
+        return file_write_atomic(path, data, size);
+}
