@@ -5,6 +5,8 @@
  * A session owns the activation buffers for one graph and runs it on a
  * backend; the graph must outlive the session and must not change under it. */
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "cvopt/graph.h"
@@ -36,6 +38,7 @@ typedef struct CvoptSession CvoptSession;
 typedef struct CvoptSessionOptions {
         const char *backend; /* "cpu" (default), later "opencl", "auto" */
         int threads;         /* 0: backend default */
+        bool profile;        /* time every node of every run (cvopt_session_node_time_nsec) */
 } CvoptSessionOptions;
 
 int cvopt_session_new(const CvoptGraph *g, const CvoptSessionOptions *options,
@@ -52,6 +55,20 @@ int cvopt_session_run(CvoptSession *s);
 
 /* Name of the backend that ran the last run ("cpu-ref", ...). */
 const char *cvopt_session_backend_name(const CvoptSession *s);
+
+/* Nodes are those of the session's graph, by index. Name of the backend
+ * that ran node_index in the last run (an op the chosen backend declines,
+ * or whose device call failed, runs on "cpu-ref"); NULL if out of range. */
+const char *cvopt_session_node_backend_name(const CvoptSession *s, uint32_t node_index);
+/* Monotonic nanoseconds node_index took in the last run; 0 unless the
+ * session was made with options->profile, or if out of range. */
+uint64_t cvopt_session_node_time_nsec(const CvoptSession *s, uint32_t node_index);
+/* Bytes of the activation arena planned at creation: tensors whose
+ * lifetimes do not overlap share memory (inputs are not included). */
+size_t cvopt_session_activation_bytes(const CvoptSession *s);
+/* Node runs that failed on the chosen backend and were redone on the CPU
+ * reference, since the session was made. */
+uint64_t cvopt_session_n_fallbacks(const CvoptSession *s);
 
 #ifdef __cplusplus
 }
