@@ -55,6 +55,7 @@ typedef struct Daemon {
         uint64_t fps_last_usec, fps_last_frames;
         double fps;
         uint64_t frame_errors_logged;
+        uint64_t log_last_usec;
         uint64_t watchdog_usec; /* 0: no watchdog */
 } Daemon;
 

@@ -237,6 +237,17 @@ static int on_timer(sd_event_source *es, uint64_t usec, void *userdata) {
                         d->frame_errors_logged = t.frame_errors;
                 }
         }
+        if (d->conf.log_interval_usec && now - d->log_last_usec >= d->conf.log_interval_usec) {
+                d->log_last_usec = now;
+                log_info("%.1f fps, %llu classified, %llu dropped, %llu errors, inference p50 %llu us p99 %llu us, "
+                         "overhead p99 %llu us, %u clients, camera %s",
+                         d->fps, (unsigned long long) t.frames_classified, (unsigned long long) t.frames_dropped,
+                         (unsigned long long) t.frame_errors,
+                         (unsigned long long) histogram_quantile(&t.stages[STAGE_INFERENCE], 0.5),
+                         (unsigned long long) histogram_quantile(&t.stages[STAGE_INFERENCE], 0.99),
+                         (unsigned long long) histogram_quantile(&t.stages[STAGE_OVERHEAD], 0.99),
+                         d->server->n_clients, camera_state_name(d->camera_state));
+        }
         notify_watchdog(d);
         return 0;
 }
@@ -309,7 +320,7 @@ static int daemon_run(Daemon *d) {
                 return r;
         if (sd_watchdog_enabled(0, &d->watchdog_usec) <= 0)
                 d->watchdog_usec = 0;
-        d->fps_last_usec = now_usec(CLOCK_MONOTONIC);
+        d->fps_last_usec = d->log_last_usec = now_usec(CLOCK_MONOTONIC);
         r = sd_event_add_time_relative(d->event, &d->timer, CLOCK_MONOTONIC, 0, 0, on_timer, d);
         if (r < 0)
                 return r;
