@@ -196,6 +196,7 @@ int cvopt_graph_clone(const CvoptGraph *g, CvoptGraph **ret_copy) {
                 u = &c->tensors[index];
                 u->is_constant = t->is_constant;
                 u->has_shape = t->has_shape;
+                u->pack_int4 = t->pack_int4;
                 if (t->data) {
                         u->data = memdup(t->data, cvopt_tensor_bytes(t));
                         if (!u->data)

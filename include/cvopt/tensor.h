@@ -47,6 +47,10 @@ typedef struct CvoptTensor {
         bool owns_data;   /* free(data) with the tensor; false when it points into a mapped file */
         bool is_constant; /* data holds the value for every run */
         bool has_shape;   /* dims are known (set by the importer or shape inference) */
+        /* Storage hint for an INT8 constant whose values are all in [-8, 7]:
+         * the .cvm writer packs it two values per byte (docs/model-format.md)
+         * and the reader sets it again; in memory the tensor stays INT8. */
+        bool pack_int4;
         CvoptQuant quant;
 } CvoptTensor;
 
