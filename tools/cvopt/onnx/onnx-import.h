@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* ONNX import: reads an ONNX model (protobuf, opsets 7 to 17) into the
+ * graph IR of include/cvopt/graph.h, normalizing the operator differences
+ * between opsets so that every op has one meaning in the IR. The decisions
+ * are listed at the top of onnx-import.c and in docs/onnx-import.md.
+ *
+ * All functions return 0 or a negative error code and leave a detail
+ * (cvopt_error_detail()) naming the file, and the node, tensor or field at
+ * fault. Anything the importer cannot represent exactly (an op, attribute,
+ * data type or feature) fails with -CVOPT_E_UNSUPPORTED; malformed input
+ * fails with -CVOPT_E_FORMAT. */
+
+#include <stddef.h>
+
+#include "cvopt/model.h"
+#include "cvopt/tensor.h"
+
+/* Reads an ONNX model into a new CvoptModel (graph only; input spec left at
+ * defaults; labels from metadata_props key "labels" as a JSON array of
+ * strings or a comma-separated list, if present). */
+int onnx_import_file(const char *path, CvoptModel **ret_model);
+
+/* Same, from memory; name_for_errors prefixes error details (NULL: "<buffer>"). */
+int onnx_import_buffer(const void *data, size_t size, const char *name_for_errors, CvoptModel **ret_model);
+
+/* Reads a serialized TensorProto (.pb, as in ONNX test data sets) into a
+ * new standalone tensor (name, dtype, dims, owned data). */
+int onnx_tensor_load_file(const char *path, CvoptTensor **ret_tensor);
+int onnx_tensor_load_buffer(const void *data, size_t size, const char *name_for_errors,
+                            CvoptTensor **ret_tensor);
+CvoptTensor *onnx_tensor_free(CvoptTensor *t);
