@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -323,6 +324,11 @@ static int server_listen(Server *s) {
                 int fd = SD_LISTEN_FDS_START;
                 if (sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0) <= 0)
                         return log_error("the socket passed by systemd is not a listening Unix stream socket"), -EINVAL;
+                /* accept() is called until EAGAIN: the passed socket may
+                 * be blocking. */
+                int flags = fcntl(fd, F_GETFL);
+                if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+                        return -errno;
                 s->listen_fd = fd;
                 return sd_event_add_io(s->event, &s->listen_io, fd, EPOLLIN, server_accept, s);
         }

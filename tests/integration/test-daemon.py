@@ -654,7 +654,31 @@ def case_faults():
     d.stop()
 
 
+def case_activation():
+    """Socket activation: systemd-socket-activate holds the socket and starts
+    cvoptd on the first connection, passing it as LISTEN_FDS."""
+    conf = os.path.join(TMP, "act.conf")
+    with open(conf, "w") as f:
+        f.write("[camera]\ndevice = replay:fashion-mnist:test,fps=30,loop\n[model]\npath = %s\n"
+                "[server]\nsocket = %s/unused.sock\n" % (model(), TMP))
+    proc = subprocess.Popen(["systemd-socket-activate", "-l", SOCK, CVOPTD, "--config", conf],
+                            stderr=subprocess.PIPE)
+    DAEMONS.append(proc)
+    deadline = time.monotonic() + 10
+    while not os.path.exists(SOCK) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    c = Client()
+    r = c.request("status")
+    check(r["ok"] and r["result"]["pid"] == proc.pid, "the activated daemon answers on the passed socket")
+    check(not os.path.exists(os.path.join(TMP, "unused.sock")), "no socket of its own")
+    c.close()
+    proc.send_signal(signal.SIGTERM)
+    check(proc.wait(timeout=5) == 0, "clean exit")
+    check(os.path.exists(SOCK), "the passed socket is left to its owner")
+
+
 CASES = {
+    "activation": case_activation,
     "config": case_config,
     "replay": case_replay,
     "protocol": case_protocol,
