@@ -65,15 +65,20 @@ int inference_load(const char *path, const Conf *conf, Inference **ret) {
         r = cvopt_graph_infer_shapes(inf->model->graph);
         if (r < 0)
                 return cvopt_error_prefix(r, "%s: ", path);
+        /* "auto" measures the backends at start once the engine has more
+         * than the CPU one; "opencl" falls back to the CPU when no OpenCL
+         * backend or device is there, and says so (inf->backend_note). */
         CvoptSessionOptions options = {
-                /* "auto" and "opencl" fall back to the CPU inside the engine
-                 * once it has an OpenCL backend; until then only "cpu" runs. */
                 .backend = streq(conf->inference_backend, "opencl") ? "opencl" : "cpu",
                 .threads = (int) conf->threads,
         };
-        if (streq(conf->inference_backend, "auto"))
-                options.backend = "cpu";
         r = cvopt_session_new(inf->model->graph, &options, &inf->session);
+        if (r < 0 && !streq(options.backend, "cpu")) {
+                snprintf(inf->backend_note, sizeof inf->backend_note, "%s unavailable (%s), using cpu",
+                         options.backend, cvopt_error_detail());
+                options.backend = "cpu";
+                r = cvopt_session_new(inf->model->graph, &options, &inf->session);
+        }
         if (r < 0)
                 return cvopt_error_prefix(r, "%s: ", path);
         r = check_io(inf);

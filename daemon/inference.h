@@ -22,6 +22,7 @@ typedef struct Inference {
         uint32_t n_classes;
         float *scores; /* n_classes, scratch for postprocessing */
         char backend[32];
+        char backend_note[256]; /* why the configured backend is not used, or "" */
 } Inference;
 
 typedef struct TopClass {

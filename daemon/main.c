@@ -293,6 +293,8 @@ static int daemon_run(Daemon *d) {
         log_info("model %s (%s): %u classes, input %ux%u %s, backend %s", d->model_id, d->model_path, inf->n_classes,
                  inf->model->input.width, inf->model->input.height, cvopt_color_name(inf->model->input.color), d->backend);
 
+        if (inf->backend_note[0])
+                log_warning("backend: %s", inf->backend_note);
         r = source_new(&d->conf, &src);
         if (r < 0) {
                 inference_free(inf);

@@ -246,6 +246,7 @@ static void frame_process(Pipeline *p, Frame *frame, uint64_t dropped) {
         t->frames_dropped += dropped;
         t->frames_classified++;
         t->cpu_usec_total += cpu;
+        t->fallbacks = cvopt_session_n_fallbacks(inf->session);
         histogram_add(&t->stages[STAGE_CAPTURE_WAIT], capture_wait);
         histogram_add(&t->stages[STAGE_PREPROCESS], t1 - t0);
         histogram_add(&t->stages[STAGE_INFERENCE], t2 - t1);

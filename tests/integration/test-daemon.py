@@ -377,12 +377,14 @@ def case_notify():
     s, path = notify_socket()
     env = {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "600000"}
     msgs = []
+    model()  # made before the clock starts
     t0 = time.monotonic()
     d = Daemon("replay:fashion-mnist:test,fps=50,loop", env=env)
     notify_collect(s, 2.0, msgs)
     ready = [t for t, m in msgs if "READY=1" in m.split("\n")]
     check(ready, "READY=1 sent")
-    log("time to READY: %.0f ms (model load + first frame classified)" % ((ready[0] - t0) * 1000))
+    log("time to READY: %.0f ms from spawn (model load + first frame classified)" % ((ready[0] - t0) * 1000))
+    log("daemon says:", [x for x in d.log().split("\n") if "first frame" in x])
     check(any("STATUS=" in m and "fps" in m for _, m in msgs), "STATUS= carries fps and backend")
     wd = [t for t, m in msgs if "WATCHDOG=1" in m]
     check(len(wd) >= 4, "WATCHDOG=1 keeps coming while frames flow (%d in 2 s)" % len(wd))
@@ -677,7 +679,23 @@ def case_activation():
     check(os.path.exists(SOCK), "the passed socket is left to its owner")
 
 
+def case_doc_client():
+    """The stdlib-only client printed in docs/protocol.md works as shown."""
+    doc = open(os.path.join(SRCDIR, "..", "..", "docs", "protocol.md")).read()
+    code = doc.split("## A Python client (stdlib only)")[1].split("```python\n")[1].split("```")[0]
+    script = os.path.join(TMP, "client.py")
+    open(script, "w").write(code)
+    d = Daemon("replay:fashion-mnist:test,fps=50,loop")
+    p = subprocess.Popen(["/usr/bin/python3", script, SOCK], stdout=subprocess.PIPE)
+    lines = [p.stdout.readline().decode().split() for _ in range(5)]
+    p.kill()
+    p.wait()
+    check(all(len(x) >= 3 and x[0].isdigit() for x in lines), "the documented client prints results: %s" % lines[0])
+    d.stop()
+
+
 CASES = {
+    "doc-client": case_doc_client,
     "activation": case_activation,
     "config": case_config,
     "replay": case_replay,
