@@ -47,7 +47,7 @@
 /* Defines name##p(type **p) calling func(*p) when *p is non-NULL, for use
  * with _cleanup_. func follows the "accepts NULL, returns NULL" rule. */
 #define DEFINE_TRIVIAL_CLEANUP_FUNC(type, func)              \
-        static inline void func##p(type *p) {               \
+        static inline _unused_ void func##p(type *p) {      \
                 if (*p)                                      \
                         *p = func(*p);                       \
         }

@@ -38,6 +38,17 @@ static const char *const op_names[_CVOPT_OP_MAX] = {
         [CVOPT_OP_CONSTANT] = "Constant",
         [CVOPT_OP_SHAPE] = "Shape",
         [CVOPT_OP_GATHER] = "Gather",
+        [CVOPT_OP_QUANTIZE] = "Quantize",
+        [CVOPT_OP_DEQUANTIZE] = "Dequantize",
+        [CVOPT_OP_QCONV] = "QConv",
+        [CVOPT_OP_QGEMM] = "QGemm",
+        [CVOPT_OP_QADD] = "QAdd",
+        [CVOPT_OP_QCONCAT] = "QConcat",
+        [CVOPT_OP_QAVERAGE_POOL] = "QAveragePool",
+        [CVOPT_OP_QGLOBAL_AVERAGE_POOL] = "QGlobalAveragePool",
+        [CVOPT_OP_QMAX_POOL] = "QMaxPool",
+        [CVOPT_OP_QGLOBAL_MAX_POOL] = "QGlobalMaxPool",
+        [CVOPT_OP_QLUT] = "QLut",
 };
 
 const char *cvopt_op_name(CvoptOp op) {

@@ -24,8 +24,10 @@ static int read_spatial_attr(const CvoptNode *n, const char *name, uint32_t spat
         if ((uint32_t) count != spatial)
                 return ref_fail(-CVOPT_E_SHAPE, n, "attribute '%s' has %d values, expected %u", name, count, spatial);
         for (uint32_t i = 0; i < spatial; i++) {
-                if (buf[i] < 1)
-                        return ref_fail(-CVOPT_E_UNSUPPORTED, n, "attribute '%s' value %lld must be positive", name,
+                /* The bound keeps every later product of sizes, strides
+                 * and dilations far from int64 overflow. */
+                if (buf[i] < 1 || buf[i] > INT32_MAX)
+                        return ref_fail(-CVOPT_E_UNSUPPORTED, n, "attribute '%s' value %lld is out of range", name,
                                         (long long) buf[i]);
                 values[i] = buf[i];
         }
@@ -92,8 +94,10 @@ int ref_window_params(const CvoptNode *n, const CvoptTensor *x, const int64_t *k
                 uint32_t s = 3 - spatial + i;
                 int64_t in = x->dims[2 + i], k = kernel[i], extent, span;
 
-                if (k < 1)
+                if (k < 1 || k > INT32_MAX)
                         return ref_fail(-CVOPT_E_SHAPE, n, "kernel size %lld", (long long) k);
+                if (in > INT32_MAX)
+                        return ref_fail(-CVOPT_E_SHAPE, n, "input size %lld too large", (long long) in);
                 if (__builtin_mul_overflow(k - 1, dilation[i], &extent) || extent > INT32_MAX)
                         return ref_fail(-CVOPT_E_SHAPE, n, "kernel extent too large");
                 extent += 1;
@@ -195,12 +199,11 @@ static int conv_params(const CvoptNode *n, const CvoptTensor *x, const CvoptTens
         return 0;
 }
 
-static void conv_output_dims(const CvoptTensor *x, const ConvParams *p, int64_t *dims) {
+static void conv_output_dims(const ConvParams *p, int64_t *dims) {
         dims[0] = (int64_t) p->batch;
         dims[1] = (int64_t) p->out_channels;
         for (uint32_t i = 0; i < p->window.spatial; i++)
                 dims[2 + i] = p->window.out[3 - p->window.spatial + i];
-        (void) x;
 }
 
 int ref_conv_infer(CvoptGraph *g, CvoptNode *n) {
@@ -229,7 +232,7 @@ int ref_conv_infer(CvoptGraph *g, CvoptNode *n) {
                 r = conv_params(n, x, w, b, &p);
         if (r < 0)
                 return r;
-        conv_output_dims(x, &p, dims);
+        conv_output_dims(&p, dims);
         return ref_set_output(g, n, 0, CVOPT_DTYPE_FLOAT32, x->ndim, dims);
 }
 
@@ -317,8 +320,7 @@ static void conv_depthwise_channel(const RefWindow *wd, const float *x, const fl
                                                 float *restrict dst = y + (od * out[1] + oh) * out[2];
 
                                                 if (s[2] == 1)
-                                                        for (int64_t ow = lo; ow < hi; ow++)
-                                                                dst[ow] += wv * src[ow];
+                                                        ref_axpy((size_t) (hi - lo), wv, src + lo, dst + lo);
                                                 else
                                                         for (int64_t ow = lo; ow < hi; ow++)
                                                                 dst[ow] += wv * src[ow * s[2]];
@@ -327,9 +329,124 @@ static void conv_depthwise_channel(const RefWindow *wd, const float *x, const fl
                         }
 }
 
+/* 1-D and 2-D depthwise convolution on a zero-padded copy of the input
+ * plane, arranged so that each kernel tap is ONE multiply-add loop over the
+ * whole output plane, contiguous and free of bounds checks:
+ * - the padded plane is split into stride_h x stride_w sub-planes (rows
+ *   q, q + sh, q + 2sh... and columns p, p + sw...), each of pitch P; the
+ *   inputs that one tap reads for consecutive outputs then sit next to each
+ *   other in one sub-plane, row after row with the same pitch P;
+ * - the output is accumulated in a buffer of the same pitch P (the P - OW
+ *   extra columns per row are computed and dropped).
+ * With stride 1 there is one sub-plane. On 14x14 planes this is ~3x faster
+ * than row-by-row loops, whose short trips are mostly loop overhead. */
+typedef struct DepthwiseScratch {
+        size_t sub_rows, pitch;     /* of each sub-plane */
+        size_t stride_h, stride_w;  /* sub-planes: stride_h * stride_w */
+        size_t *tap_offsets;        /* where each kernel tap starts reading in[] */
+        float *in, *out;
+} DepthwiseScratch;
+
+static bool depthwise_padded_applies(const RefWindow *wd) {
+        return wd->in[0] == 1 && wd->kernel[0] == 1 && wd->out[0] == 1 && wd->out[1] > 0 && wd->out[2] > 0;
+}
+
+static float *depthwise_sub_plane(const DepthwiseScratch *s, size_t q, size_t p) {
+        return s->in + (q * s->stride_w + p) * s->sub_rows * s->pitch;
+}
+
+/* Copies plane x into the sub-planes, zero elsewhere. */
+static void depthwise_fill(const RefWindow *wd, const DepthwiseScratch *s, const float *x) {
+        const int64_t *in = wd->in, *pb = wd->pad_begin;
+
+        memset(s->in, 0, s->stride_h * s->stride_w * s->sub_rows * s->pitch * sizeof(float));
+        for (size_t p = 0; p < s->stride_w; p++) {
+                /* Entry i of column phase p is padded column i * stride_w + p,
+                 * input column i * stride_w + offset. */
+                int64_t offset = (int64_t) p - pb[2], lo, hi;
+                size_t q = (size_t) pb[1] % s->stride_h, sub_row = (size_t) pb[1] / s->stride_h;
+
+                valid_range((int64_t) s->pitch, in[2], (int64_t) s->stride_w, offset, &lo, &hi);
+                for (int64_t ih = 0; ih < in[1]; ih++) {
+                        const float *src = x + ih * in[2];
+                        float *dst;
+
+                        /* Input rows past what the output uses are left out. */
+                        if (sub_row >= s->sub_rows)
+                                break;
+                        dst = depthwise_sub_plane(s, q, p) + sub_row * s->pitch;
+                        if (s->stride_w == 1)
+                                memcpy(dst + lo, src + lo + offset, (size_t) (hi - lo) * sizeof(float));
+                        else
+                                for (int64_t i = lo; i < hi; i++)
+                                        dst[i] = src[i * (int64_t) s->stride_w + offset];
+                        /* Next padded row: the next row phase, wrapping to
+                         * the next sub-plane row. */
+                        if (++q == s->stride_h) {
+                                q = 0;
+                                sub_row++;
+                        }
+                }
+        }
+}
+
+static void conv_depthwise_channel_padded(const RefWindow *wd, const DepthwiseScratch *s, const float *x,
+                                          const float *weights, float *y) {
+        const int64_t *k = wd->kernel, *out = wd->out;
+        size_t pitch = s->pitch, span = (size_t) (out[1] - 1) * pitch + (size_t) out[2];
+
+        depthwise_fill(wd, s, x);
+        for (int64_t oh = 0; oh < out[1]; oh++)
+                memcpy(s->out + (size_t) oh * pitch, y + oh * out[2], (size_t) out[2] * sizeof(float));
+        for (int64_t tap = 0; tap < k[1] * k[2]; tap++)
+                ref_axpy(span, weights[tap], s->in + s->tap_offsets[tap], s->out);
+        for (int64_t oh = 0; oh < out[1]; oh++)
+                memcpy(y + oh * out[2], s->out + (size_t) oh * pitch, (size_t) out[2] * sizeof(float));
+}
+
+static int depthwise_scratch_new(const RefWindow *wd, DepthwiseScratch *s) {
+        const int64_t *k = wd->kernel, *d = wd->dilation;
+        size_t rows, width, in_floats, out_floats;
+
+        /* The padded rows and columns the taps reach. Bounded by the int32
+         * limits ref_window_params() puts on sizes, strides and dilations. */
+        rows = (size_t) ((wd->out[1] - 1) * wd->stride[1] + (wd->kernel[1] - 1) * wd->dilation[1] + 1);
+        width = (size_t) ((wd->out[2] - 1) * wd->stride[2] + (wd->kernel[2] - 1) * wd->dilation[2] + 1);
+        s->stride_h = (size_t) wd->stride[1];
+        s->stride_w = (size_t) wd->stride[2];
+        s->sub_rows = DIV_ROUND_UP(rows, s->stride_h);
+        s->pitch = DIV_ROUND_UP(width, s->stride_w);
+        if (size_mul_overflow(s->sub_rows, s->pitch, &in_floats) ||
+            size_mul_overflow(in_floats, s->stride_h * s->stride_w, &in_floats) ||
+            size_mul_overflow((size_t) wd->out[1], s->pitch, &out_floats) ||
+            in_floats > SIZE_MAX / sizeof(float) || out_floats > SIZE_MAX / sizeof(float))
+                return -ENOMEM;
+        s->in = malloc(MAX(in_floats, (size_t) 1) * sizeof(float));
+        s->out = malloc(MAX(out_floats, (size_t) 1) * sizeof(float));
+        s->tap_offsets = calloc((size_t) (k[1] * k[2]), sizeof(size_t));
+        if (!s->in || !s->out || !s->tap_offsets)
+                return -ENOMEM;
+        for (int64_t kh = 0; kh < k[1]; kh++)
+                for (int64_t kw = 0; kw < k[2]; kw++) {
+                        size_t tap_row = (size_t) (kh * d[1]), tap_col = (size_t) (kw * d[2]);
+
+                        s->tap_offsets[kh * k[2] + kw] =
+                                (size_t) (depthwise_sub_plane(s, tap_row % s->stride_h, tap_col % s->stride_w) - s->in) +
+                                tap_row / s->stride_h * s->pitch + tap_col / s->stride_w;
+                }
+        return 0;
+}
+
+static void depthwise_scratch_done(DepthwiseScratch *s) {
+        free(s->tap_offsets);
+        free(s->in);
+        free(s->out);
+}
+
 int ref_conv_run(const CvoptNode *n, const CvoptTensor *const *inputs, CvoptTensor *const *outputs) {
         const CvoptTensor *x = inputs[0], *w = inputs[1], *b = n->n_inputs > 2 ? inputs[2] : NULL;
         CvoptTensor *y = outputs[0];
+        _cleanup_(depthwise_scratch_done) DepthwiseScratch scratch = { 0 };
         _cleanup_free_ float *col = NULL;
         int64_t dims[CVOPT_MAX_DIMS];
         size_t in_plane, out_plane, rows;
@@ -343,7 +460,7 @@ int ref_conv_run(const CvoptNode *n, const CvoptTensor *const *inputs, CvoptTens
                 r = conv_params(n, x, w, b, &p);
         if (r < 0)
                 return r;
-        conv_output_dims(x, &p, dims);
+        conv_output_dims(&p, dims);
         r = ref_check_output_shape(n, y, CVOPT_DTYPE_FLOAT32, x->ndim, dims);
         if (r < 0)
                 return r;
@@ -355,6 +472,11 @@ int ref_conv_run(const CvoptNode *n, const CvoptTensor *const *inputs, CvoptTens
         for (uint32_t s = 0; s < 3; s++)
                 direct_gemm = direct_gemm && p.window.stride[s] == 1 && p.window.pad_begin[s] == 0 &&
                               p.window.pad_end[s] == 0;
+        if (!direct_gemm && p.channels_per_group == 1 && depthwise_padded_applies(&p.window)) {
+                r = depthwise_scratch_new(&p.window, &scratch);
+                if (r < 0)
+                        return ref_fail(r, n, "out of memory for depthwise scratch");
+        }
         if (!direct_gemm && p.channels_per_group > 1) {
                 size_t bytes;
 
@@ -373,8 +495,7 @@ int ref_conv_run(const CvoptNode *n, const CvoptTensor *const *inputs, CvoptTens
                 for (size_t m = 0; m < p.out_channels; m++) {
                         float bias = b ? ((const float *) b->data)[m] : 0.0f;
 
-                        for (size_t i = 0; i < out_plane; i++)
-                                yi[m * out_plane + i] = bias;
+                        REF_BLOCKED_LOOP(i, out_plane, yi[m * out_plane + i] = bias);
                 }
                 for (size_t grp = 0; grp < p.group; grp++) {
                         const float *xg = xi + grp * p.channels_per_group * in_plane;
@@ -383,8 +504,13 @@ int ref_conv_run(const CvoptNode *n, const CvoptTensor *const *inputs, CvoptTens
 
                         if (p.channels_per_group == 1 && !direct_gemm) {
                                 for (size_t m = 0; m < p.out_per_group; m++)
-                                        conv_depthwise_channel(&p.window, xg, wg + m * p.kernel_size,
-                                                               yg + m * out_plane);
+                                        if (scratch.in)
+                                                conv_depthwise_channel_padded(&p.window, &scratch, xg,
+                                                                              wg + m * p.kernel_size,
+                                                                              yg + m * out_plane);
+                                        else
+                                                conv_depthwise_channel(&p.window, xg, wg + m * p.kernel_size,
+                                                                       yg + m * out_plane);
                                 continue;
                         }
                         if (!direct_gemm)

@@ -68,6 +68,38 @@ size_t ref_dims_product(const int64_t *dims, uint32_t begin, uint32_t end);
 int ref_check_output_shape(const CvoptNode *n, const CvoptTensor *out, CvoptDType dtype, uint32_t ndim,
                            const int64_t *dims);
 
+/* gcc 12 at -O2 vectorizes only loops with a known trip count (its "very
+ * cheap" cost model refuses loops that need a scalar epilogue), so hot
+ * loops over a runtime count are written as fixed 8-wide blocks plus a
+ * scalar tail. */
+#define REF_BLOCK 8
+
+/* Runs the statement (the rest of the arguments) for i in [0, count) as
+ * such blocks and a tail. The block loop counts from 0 to REF_BLOCK: a
+ * bound of start + REF_BLOCK could wrap, which hides the trip count. */
+#define REF_BLOCKED_LOOP(i, count, ...)                                              \
+        do {                                                                        \
+                size_t _ref_n = (count), _ref_start = 0;                            \
+                for (; _ref_start + REF_BLOCK <= _ref_n; _ref_start += REF_BLOCK)  \
+                        for (size_t _ref_j = 0; _ref_j < REF_BLOCK; _ref_j++) {     \
+                                size_t i = _ref_start + _ref_j;                     \
+                                __VA_ARGS__;                                        \
+                        }                                                           \
+                for (size_t i = _ref_start; i < _ref_n; i++)                        \
+                        __VA_ARGS__;                                                \
+        } while (0)
+
+/* y[i] += a * x[i] for i < count. */
+static inline void ref_axpy(size_t count, float a, const float *restrict x, float *restrict y) {
+        size_t i = 0;
+
+        for (; i + REF_BLOCK <= count; i += REF_BLOCK)
+                for (size_t j = 0; j < REF_BLOCK; j++)
+                        y[i + j] += a * x[i + j];
+        for (; i < count; i++)
+                y[i] += a * x[i];
+}
+
 /* Activations, both as operators and fused into Conv/Gemm/MatMul. */
 typedef enum RefActivationKind {
         REF_ACTIVATION_NONE,

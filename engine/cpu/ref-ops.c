@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdio.h>
 
+#include "q-ops.h"
 #include "ref-internal.h"
 
 int ref_check_arity(const CvoptNode *n, uint32_t min_inputs, uint32_t max_inputs, uint32_t min_outputs,
@@ -259,42 +260,44 @@ static float sigmoid(float x) {
 }
 
 void ref_activation_apply(const RefActivation *act, float *values, size_t count) {
+        /* Parameters in locals: values[] may not alias them, but the
+         * compiler cannot know that of act's fields. */
+        const float min = act->min, max = act->max, alpha = act->alpha, beta = act->beta;
+
         switch (act->kind) {
         case REF_ACTIVATION_NONE:
                 break;
         case REF_ACTIVATION_RELU:
                 /* Written so that NaN stays NaN, as in ONNX's max(x, 0). */
-                for (size_t i = 0; i < count; i++)
-                        values[i] = values[i] < 0 ? 0 : values[i];
+                REF_BLOCKED_LOOP(i, count, values[i] = values[i] < 0 ? 0 : values[i]);
                 break;
         case REF_ACTIVATION_CLIP:
-                for (size_t i = 0; i < count; i++) {
+                REF_BLOCKED_LOOP(i, count, {
                         float v = values[i];
-                        v = v < act->min ? act->min : v;
-                        values[i] = v > act->max ? act->max : v;
-                }
+                        v = v < min ? min : v;
+                        values[i] = v > max ? max : v;
+                });
                 break;
         case REF_ACTIVATION_LEAKY_RELU:
-                for (size_t i = 0; i < count; i++)
-                        values[i] = values[i] < 0 ? values[i] * act->alpha : values[i];
+                REF_BLOCKED_LOOP(i, count, values[i] = values[i] < 0 ? values[i] * alpha : values[i]);
                 break;
         case REF_ACTIVATION_HARD_SWISH:
                 /* ONNX: x * max(0, min(1, x / 6 + 0.5)). */
-                for (size_t i = 0; i < count; i++) {
+                REF_BLOCKED_LOOP(i, count, {
                         float v = values[i], h = v * (1.0f / 6.0f) + 0.5f;
                         h = h < 0 ? 0 : h > 1 ? 1 : h;
                         values[i] = v * h;
-                }
+                });
                 break;
         case REF_ACTIVATION_SIGMOID:
                 for (size_t i = 0; i < count; i++)
                         values[i] = sigmoid(values[i]);
                 break;
         case REF_ACTIVATION_HARD_SIGMOID:
-                for (size_t i = 0; i < count; i++) {
-                        float h = act->alpha * values[i] + act->beta;
+                REF_BLOCKED_LOOP(i, count, {
+                        float h = alpha * values[i] + beta;
                         values[i] = h < 0 ? 0 : h > 1 ? 1 : h;
-                }
+                });
                 break;
         case REF_ACTIVATION_TANH:
                 for (size_t i = 0; i < count; i++)
@@ -353,6 +356,9 @@ static const RefOp ref_ops[_CVOPT_OP_MAX] = {
 };
 
 const RefOp *ref_op_lookup(CvoptOp op) {
+        /* The int8 operators live in q-*.c with the same interface. */
+        if (cvopt_op_is_quantized(op))
+                return q_op_lookup(op);
         if ((unsigned) op >= _CVOPT_OP_MAX || !ref_ops[op].infer)
                 return NULL;
         return &ref_ops[op];

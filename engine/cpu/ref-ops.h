@@ -17,7 +17,11 @@ typedef struct RefOp {
         int (*infer)(CvoptGraph *g, CvoptNode *n);
         /* Computes the outputs. Every present input has data and shape; every
          * output has its shape set and a buffer of cvopt_tensor_bytes().
-         * Absent optional inputs are NULL. */
+         * Absent optional inputs are NULL. Outputs may share the buffer of
+         * a same-shaped input (in place) only for the element-wise ops:
+         * the activations, PRelu, Add/Sub/Mul/Div (with the non-broadcast
+         * operand), BatchNormalization, Softmax, and the copies (Identity,
+         * Dropout, Reshape, Flatten, Squeeze, Unsqueeze). */
         int (*run)(const CvoptNode *n, const CvoptTensor *const *inputs, CvoptTensor *const *outputs);
 } RefOp;
 

@@ -384,7 +384,8 @@ static int concat_shape(const CvoptNode *n, const CvoptTensor *const *in, uint32
                         if (d != a && in[i]->dims[d] != in[0]->dims[d])
                                 return ref_fail(-CVOPT_E_SHAPE, n, "input '%s' differs in dim %u from '%s'",
                                                 in[i]->name, d, in[0]->name);
-                total += in[i]->dims[a];
+                if (__builtin_add_overflow(total, in[i]->dims[a], &total))
+                        return ref_fail(-CVOPT_E_SHAPE, n, "output too large");
         }
         memcpy(dims, in[0]->dims, in[0]->ndim * sizeof(int64_t));
         dims[a] = total;

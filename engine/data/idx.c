@@ -105,16 +105,13 @@ void idx_file_done(IdxFile *f) {
         *f = (IdxFile) {};
 }
 
-int idx_file_read(const char *path, IdxFile *ret) {
-        _cleanup_free_ uint8_t *raw = NULL, *unpacked = NULL;
+int idx_buffer_parse(const char *path, uint8_t *raw, size_t raw_size, IdxFile *ret) {
+        _cleanup_free_ uint8_t *owned_raw = raw, *unpacked = NULL;
         uint8_t *content;
-        size_t raw_size, size = 0, header, expected = 1;
+        size_t size = 0, header, expected = 1;
         IdxFile f = {};
         int r;
 
-        r = file_read_all(path, IDX_MAX_FILE_BYTES, &raw, &raw_size);
-        if (r < 0)
-                return r;
         if (raw_size >= 2 && raw[0] == 0x1f && raw[1] == 0x8b) {
                 r = gunzip(path, raw, raw_size, &unpacked, &size);
                 if (r < 0)
@@ -154,8 +151,19 @@ int idx_file_read(const char *path, IdxFile *ret) {
                 return cvopt_error_set(-CVOPT_E_DATA, "%s: %zu unexpected bytes after the IDX data", path,
                                        size - header - expected);
 
-        f.buffer = unpacked ? TAKE_PTR(unpacked) : TAKE_PTR(raw);
+        f.buffer = unpacked ? TAKE_PTR(unpacked) : TAKE_PTR(owned_raw);
         f.data = f.buffer + header;
         *ret = f;
         return 0;
+}
+
+int idx_file_read(const char *path, IdxFile *ret) {
+        uint8_t *raw = NULL;
+        size_t raw_size;
+        int r;
+
+        r = file_read_all(path, IDX_MAX_FILE_BYTES, &raw, &raw_size);
+        if (r < 0)
+                return r;
+        return idx_buffer_parse(path, raw, raw_size, ret);
 }

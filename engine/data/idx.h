@@ -24,4 +24,9 @@ typedef struct IdxFile {
  * (truncated and oversized files are errors). -CVOPT_E_DATA or -errno with
  * detail naming the file. */
 int idx_file_read(const char *path, IdxFile *ret);
+
+/* The same checks on a file already in memory (for fuzzing): takes
+ * ownership of raw (malloc'ed, freed here on every path); path only names
+ * the data in messages. */
+int idx_buffer_parse(const char *path, uint8_t *raw, size_t raw_size, IdxFile *ret);
 void idx_file_done(IdxFile *f);

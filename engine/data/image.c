@@ -93,6 +93,117 @@ CvoptImage *cvopt_image_free(CvoptImage *img) {
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(CvoptImage *, cvopt_image_free);
 
+/* Debian's stb_image 2.27 builds a JPEG Huffman table from 16 code
+ * counts without checking that they add up to at most 256 symbols, and
+ * writes past its 257-byte size table when they do (found by fuzzing
+ * cvopt_image_decode; fixed upstream in 2.28). Until the distribution
+ * ships the fix, every DHT segment is checked here before stb sees the
+ * file. The walk follows the marker structure: segments are skipped by
+ * their length, entropy-coded data byte by byte (inside it 0xFF is
+ * followed by 0x00 or a restart marker). Truncation is left to stb. */
+static bool jpeg_huffman_tables_valid(const uint8_t *d, size_t n) {
+        size_t pos = 0;
+
+        while (pos + 1 < n) {
+                size_t length, q;
+                ssize_t remaining;
+                uint8_t marker;
+
+                if (d[pos] != 0xff) {
+                        pos++;
+                        continue;
+                }
+                marker = d[pos + 1];
+                if (marker == 0xff) {
+                        pos++; /* fill byte */
+                        continue;
+                }
+                if (marker == 0x00 || marker == 0x01 || marker == 0xd8 || (marker >= 0xd0 && marker <= 0xd7)) {
+                        pos += 2;
+                        continue;
+                }
+                if (marker == 0xd9)
+                        return true;
+                if (pos + 4 > n)
+                        return true;
+                length = (size_t) d[pos + 2] << 8 | d[pos + 3];
+                if (length < 2)
+                        return false;
+                if (marker != 0xc4) {
+                        pos += 2 + length;
+                        continue;
+                }
+                /* Mirror stb's reading of a DHT segment exactly: tables
+                 * are read one after the other while the remaining length
+                 * is positive, even past the segment's end, and bytes
+                 * past the end of the data read as 0. */
+                remaining = (ssize_t) length - 2;
+                q = pos + 4;
+                while (remaining > 0) {
+                        size_t symbols = 0;
+                        for (size_t i = 0; i < 16; i++)
+                                symbols += q + 1 + i < n ? d[q + 1 + i] : 0;
+                        if (symbols > 256)
+                                return false;
+                        q += 17 + symbols;
+                        remaining -= 17 + (ssize_t) symbols;
+                }
+                if (remaining != 0)
+                        return true; /* stb rejects this segment itself */
+                pos = q;
+        }
+        return true;
+}
+
+/* stb_image 2.27 reads PNM header numbers into an int without an
+ * overflow check (undefined behaviour on "P5 99999999999 ..."; found by
+ * fuzzing). The header is read here first, the way stb reads it
+ * (whitespace and # comments between fields), and numbers that could
+ * overflow are refused; real ones are far smaller (sizes up to 16384,
+ * maxval up to 65535). */
+static bool pnm_header_valid(const uint8_t *d, size_t n) {
+        size_t pos = 2;
+
+        for (int field = 0; field < 3; field++) {
+                uint64_t value = 0;
+
+                for (;;) {
+                        while (pos < n && (d[pos] == ' ' || (d[pos] >= '\t' && d[pos] <= '\r')))
+                                pos++;
+                        if (pos >= n || d[pos] != '#')
+                                break;
+                        while (pos < n && d[pos] != '\n' && d[pos] != '\r')
+                                pos++;
+                }
+                while (pos < n && d[pos] >= '0' && d[pos] <= '9') {
+                        value = value * 10 + (d[pos++] - '0');
+                        if (value > 99999999)
+                                return false;
+                }
+        }
+        return true;
+}
+
+/* stb grows its compressed-data buffer to an IDAT chunk's declared length
+ * before it checks that the data is there, so a 100-byte PNG declaring a
+ * 2 GiB chunk allocates 2 GiB (found by fuzzing). Every chunk must fit in
+ * the data we hold; then no allocation exceeds the file size. */
+static bool png_chunks_valid(const uint8_t *d, size_t n) {
+        size_t pos = 8;
+
+        while (pos + 8 <= n) {
+                uint32_t length = (uint32_t) d[pos] << 24 | (uint32_t) d[pos + 1] << 16 |
+                                  (uint32_t) d[pos + 2] << 8 | d[pos + 3];
+                /* length + type + CRC must fit. */
+                if (length > n - pos - 8 || n - pos - 8 - length < 4)
+                        return false;
+                if (memcmp(d + pos + 4, "IEND", 4) == 0)
+                        return true;
+                pos += 12 + (size_t) length;
+        }
+        return false;
+}
+
 int cvopt_image_decode(const void *data, size_t size, CvoptImage **ret_image) {
         _cleanup_(cvopt_image_freep) CvoptImage *img = NULL;
         int w, h, comp, got_w, got_h, got_comp, want;
@@ -102,6 +213,19 @@ int cvopt_image_decode(const void *data, size_t size, CvoptImage **ret_image) {
                 return cvopt_error_set(-CVOPT_E_DATA, "empty image data");
         if (size > INT_MAX)
                 return cvopt_error_set(-CVOPT_E_DATA, "image data of %zu bytes too large", size);
+
+        /* stb takes a file for JPEG when it starts with 0xFF: fill bytes
+         * may come before the SOI marker. */
+        if (((const uint8_t *) data)[0] == 0xff && !jpeg_huffman_tables_valid(data, size))
+                return cvopt_error_set(-CVOPT_E_DATA, "corrupt JPEG (Huffman table with more than 256 symbols)");
+
+        if (size >= 2 && ((const uint8_t *) data)[0] == 'P' &&
+            (((const uint8_t *) data)[1] == '5' || ((const uint8_t *) data)[1] == '6') &&
+            !pnm_header_valid(data, size))
+                return cvopt_error_set(-CVOPT_E_DATA, "corrupt PNM header (number too large)");
+
+        if (size >= 8 && memcmp(data, "\x89PNG\r\n\x1a\n", 8) == 0 && !png_chunks_valid(data, size))
+                return cvopt_error_set(-CVOPT_E_DATA, "corrupt or truncated PNG (a chunk runs past the end)");
 
         /* Header first: the size is checked before any pixel memory exists. */
         if (!stbi_info_from_memory(data, (int) size, &w, &h, &comp))

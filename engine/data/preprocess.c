@@ -290,17 +290,20 @@ int cvopt_resize_plan_run(CvoptResizePlan *plan, CvoptPixelSourceFunc source, vo
                 }
 
                 /* Vertical pass. With one tap of weight 1 (the identity
-                 * case), 0 + 1 * p == p exactly. */
+                 * case), 1 * p == p exactly. */
                 j = oy - ay->out_begin;
                 wy = ay->weights + (size_t) j * ay->max_taps;
-                memset(plan->sum_row, 0, n_src * sizeof(float));
                 for (uint32_t k = 0; k < ay->count[j]; k++) {
                         const float *src;
                         r = plan_source_row(plan, ay->first[j] + k, source, source_userdata, &src);
                         if (r < 0)
                                 return r;
-                        for (size_t i = 0; i < n_src; i++)
-                                plan->sum_row[i] += wy[k] * src[i];
+                        if (k == 0)
+                                for (size_t i = 0; i < n_src; i++)
+                                        plan->sum_row[i] = wy[0] * src[i];
+                        else
+                                for (size_t i = 0; i < n_src; i++)
+                                        plan->sum_row[i] += wy[k] * src[i];
                 }
 
                 /* Horizontal pass. */
@@ -309,11 +312,23 @@ int cvopt_resize_plan_run(CvoptResizePlan *plan, CvoptPixelSourceFunc source, vo
                         const float *in = plan->sum_row + (size_t) (ax->first[i] - ax->src_begin) * channels;
                         float *out = plan->out_row + (size_t) i * channels;
 
-                        for (uint32_t c = 0; c < channels; c++) {
+                        if (channels == 3) {
+                                /* The three channels in one pass over the
+                                 * taps: a third of the loop overhead. */
+                                float r0 = 0.0f, g0 = 0.0f, b0 = 0.0f;
+                                for (uint32_t k = 0; k < ax->count[i]; k++, in += 3) {
+                                        r0 += wx[k] * in[0];
+                                        g0 += wx[k] * in[1];
+                                        b0 += wx[k] * in[2];
+                                }
+                                out[0] = r0;
+                                out[1] = g0;
+                                out[2] = b0;
+                        } else {
                                 float v = 0.0f;
                                 for (uint32_t k = 0; k < ax->count[i]; k++)
-                                        v += wx[k] * in[(size_t) k * channels + c];
-                                out[c] = v;
+                                        v += wx[k] * in[k];
+                                out[0] = v;
                         }
                 }
                 r = writer(writer_userdata, oy, ax->out_begin, ax->out_end, plan->out_row);
@@ -333,29 +348,29 @@ int cvopt_pixel_source_image(void *userdata, uint32_t y, uint32_t x_begin, uint3
                                        x_end, img->width, img->height);
         p = img->pixels + ((size_t) y * img->width + x_begin) * img->channels;
 
-        for (uint32_t x = x_begin; x < x_end; x++, p += img->channels) {
-                if (img->channels == 1) {
-                        if (s->color == CVOPT_COLOR_GRAY)
-                                *ret_row++ = p[0];
-                        else {
-                                ret_row[0] = ret_row[1] = ret_row[2] = p[0];
-                                ret_row += 3;
-                        }
-                } else if (s->color == CVOPT_COLOR_GRAY) {
-                        /* BT.601 luma. */
+        /* One loop per conversion, no branch per pixel: this runs for
+         * every pixel of every camera frame the daemon replays. */
+        if (img->channels == 1 && s->color == CVOPT_COLOR_GRAY)
+                for (uint32_t x = x_begin; x < x_end; x++)
+                        *ret_row++ = *p++;
+        else if (img->channels == 1)
+                for (uint32_t x = x_begin; x < x_end; x++, ret_row += 3) {
+                        float v = *p++;
+                        ret_row[0] = ret_row[1] = ret_row[2] = v;
+                }
+        else if (s->color == CVOPT_COLOR_GRAY)
+                /* BT.601 luma. */
+                for (uint32_t x = x_begin; x < x_end; x++, p += 3)
                         *ret_row++ = 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2];
-                } else if (s->color == CVOPT_COLOR_BGR) {
+        else if (s->color == CVOPT_COLOR_BGR)
+                for (uint32_t x = x_begin; x < x_end; x++, p += 3, ret_row += 3) {
                         ret_row[0] = p[2];
                         ret_row[1] = p[1];
                         ret_row[2] = p[0];
-                        ret_row += 3;
-                } else {
-                        ret_row[0] = p[0];
-                        ret_row[1] = p[1];
-                        ret_row[2] = p[2];
-                        ret_row += 3;
                 }
-        }
+        else
+                for (size_t i = 0; i < (size_t) (x_end - x_begin) * 3; i++)
+                        *ret_row++ = *p++;
         return 0;
 }
 

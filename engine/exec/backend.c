@@ -6,13 +6,15 @@
 #include "macro.h"
 
 static const Backend *const backends[] = {
+        &backend_cpu_simd,
         &backend_cpu_ref,
 };
 
 const Backend *backend_find(const char *name) {
-        /* "cpu" names the best CPU backend; today that is the reference. */
+        /* "cpu" names the best CPU backend: the SIMD one, which hands every
+         * op it cannot run (all of them without AVX2) to the reference. */
         if (!name || streq(name, "cpu"))
-                return &backend_cpu_ref;
+                return &backend_cpu_simd;
         for (size_t i = 0; i < ELEMENTSOF(backends); i++)
                 if (streq(backends[i]->name, name))
                         return backends[i];

@@ -61,6 +61,10 @@ typedef struct Backend {
  * backend. */
 extern const Backend backend_cpu_ref;
 
+/* int8 QConv/QGemm on AVX2 or AVX-512 VNNI (engine/cpu/x86); declines
+ * everything else (all of it on a CPU without AVX2). */
+extern const Backend backend_cpu_simd;
+
 /* The backend called name ("cpu" is an alias of "cpu-ref"), or NULL. */
 const Backend *backend_find(const char *name);
 

@@ -197,7 +197,8 @@ int cvopt_graph_fold_batchnorm(CvoptGraph *g) {
                         continue;
                 /* Training-mode outputs (running mean/var) must not be in use. */
                 for (uint32_t s = 1; s < bn->n_outputs; s++)
-                        if (graph_tensor_n_uses(g, bn->outputs[s]) > 0 || graph_tensor_is_output(g, bn->outputs[s]))
+                        if (bn->outputs[s] >= 0 && (graph_tensor_n_uses(g, bn->outputs[s]) > 0 ||
+                                                    graph_tensor_is_output(g, bn->outputs[s])))
                                 goto next;
                 x = bn->inputs[0];
                 producer = graph_tensor_producer(g, x);

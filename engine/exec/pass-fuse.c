@@ -138,7 +138,8 @@ static bool node_is_identity(const CvoptGraph *g, const CvoptNode *n) {
         if (n->n_inputs < 1 || n->inputs[0] < 0 || n->n_outputs < 1)
                 return false;
         for (uint32_t s = 1; s < n->n_outputs; s++)
-                if (graph_tensor_n_uses(g, n->outputs[s]) > 0 || graph_tensor_is_output(g, n->outputs[s]))
+                if (n->outputs[s] >= 0 &&
+                    (graph_tensor_n_uses(g, n->outputs[s]) > 0 || graph_tensor_is_output(g, n->outputs[s])))
                         return false;
         return true;
 }
@@ -171,7 +172,7 @@ int cvopt_graph_remove_identities(CvoptGraph *g) {
                         for (uint32_t s = 0; s < g->nodes[producer].n_outputs; s++)
                                 if (g->nodes[producer].outputs[s] == x)
                                         g->nodes[producer].outputs[s] = y;
-                        /* The identity itself still reads x; it goes below. */
+                        /* This makes the identity read y too; it is removed below. */
                         graph_replace_uses(g, x, y);
                         /* y's shape and dtype are x's, by definition. */
                         if (g->tensors[x].has_shape && !g->tensors[y].has_shape) {

@@ -19,7 +19,7 @@ typedef struct SessionNode {
         const CvoptTensor **inputs; /* into CvoptSession.tensors; NULL for absent inputs */
         CvoptTensor **outputs;
         bool on_primary; /* run by the chosen backend, else by cpu-ref */
-        bool ran_on_primary; /* in the last run */
+        bool ran_on_primary; /* in the last run (before any: the plan) */
         uint64_t time_nsec;
 } SessionNode;
 
@@ -45,6 +45,8 @@ struct CvoptSession {
 
         bool profile;
         uint64_t n_fallbacks;
+        CvoptNodeObserver observer;
+        void *observer_userdata;
 };
 
 CvoptSession *cvopt_session_free(CvoptSession *s) {
@@ -230,6 +232,8 @@ static int session_build_nodes(CvoptSession *s) {
                 if (!sn->on_primary && !reference_runs)
                         return cvopt_error_set(-CVOPT_E_UNSUPPORTED, "node '%s' (op %s): no implementation",
                                                n->name, graph_op_name(n->op));
+                /* Until the first run, report the plan. */
+                sn->ran_on_primary = sn->on_primary;
         }
         return 0;
 }
@@ -266,6 +270,8 @@ int session_new_with_backend(const CvoptGraph *g, const CvoptSessionOptions *opt
         s->graph = g;
         s->backend = backend;
         s->profile = options->profile;
+        s->observer = options->observer;
+        s->observer_userdata = options->observer_userdata;
         s->tensors = calloc(MAX(g->n_tensors, 1u), sizeof(CvoptTensor));
         if (!s->tensors)
                 return -ENOMEM;
@@ -338,6 +344,8 @@ int cvopt_session_run(CvoptSession *s) {
                 }
                 if (s->profile)
                         sn->time_nsec = now_nsec() - start;
+                if (s->observer)
+                        s->observer(s->observer_userdata, g, k, sn->inputs, (const CvoptTensor *const *) sn->outputs);
         }
         return 0;
 }

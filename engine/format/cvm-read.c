@@ -22,6 +22,9 @@ typedef struct Reader {
         const uint8_t *section[_CVM_SECTION_MAX];
         uint64_t section_size[_CVM_SECTION_MAX];
         uint32_t current; /* section being parsed, for error details; 0 for none */
+        /* End of the last data range used: ranges come in tensor order and
+         * never overlap, so decoded sizes stay proportional to the file. */
+        uint64_t data_used;
         CvoptModel *model;
 } Reader;
 
@@ -271,10 +274,12 @@ static int read_quant(Reader *rd, CvoptTensor *t, uint32_t i, const uint8_t *e) 
         if (want != count)
                 return fail(rd, -CVOPT_E_FORMAT, "tensor %u '%s': quantization axis %d with %u scales", i, t->name,
                             axis, count);
-        if (offset % 4 || offset > rd->section_size[CVM_SECTION_DATA] ||
+        if (offset % 4 || offset < rd->data_used || offset > rd->section_size[CVM_SECTION_DATA] ||
             (uint64_t) count * 8 > rd->section_size[CVM_SECTION_DATA] - offset)
-                return fail(rd, -CVOPT_E_FORMAT, "tensor %u '%s': quantization parameters outside the data section",
+                return fail(rd, -CVOPT_E_FORMAT,
+                            "tensor %u '%s': quantization parameters overlap other data or lie outside the data section",
                             i, t->name);
+        rd->data_used = offset + (uint64_t) count * 8;
         t->quant.scale = calloc(count, sizeof(float));
         t->quant.zero_point = calloc(count, sizeof(int32_t));
         if (!t->quant.scale || !t->quant.zero_point)
@@ -305,9 +310,11 @@ static int read_data(Reader *rd, CvoptTensor *t, uint32_t i, const uint8_t *e, u
                         return fail(rd, -CVOPT_E_FORMAT, "tensor %u '%s': data without storage", i, t->name);
                 return 0;
         }
-        if (offset > data_size || size > data_size - offset)
-                return fail(rd, -CVOPT_E_FORMAT, "tensor %u '%s': data (offset %llu, %llu bytes) outside the data section",
+        if (offset < rd->data_used || offset > data_size || size > data_size - offset)
+                return fail(rd, -CVOPT_E_FORMAT,
+                            "tensor %u '%s': data (offset %llu, %llu bytes) overlaps other data or lies outside the data section",
                             i, t->name, (unsigned long long) offset, (unsigned long long) size);
+        rd->data_used = offset + size;
         if (storage == CVM_STORAGE_DENSE) {
                 if (offset % CVM_ALIGN)
                         return fail(rd, -CVOPT_E_FORMAT, "tensor %u '%s': dense data is not 64-byte aligned", i,
@@ -390,10 +397,11 @@ static int read_tensor(Reader *rd, uint32_t i, const uint8_t *e) {
         t->is_constant = constant;
         t->has_shape = flags & CVM_TENSOR_FLAG_HAS_SHAPE;
         t->pack_int4 = flags & CVM_TENSOR_FLAG_INT4_HINT;
-        r = read_quant(rd, t, i, e);
+        /* The writer puts a tensor's data before its quantization arrays. */
+        r = read_data(rd, t, i, e, count);
         if (r < 0)
                 return r;
-        return read_data(rd, t, i, e, count);
+        return read_quant(rd, t, i, e);
 }
 
 static int read_tensors(Reader *rd) {

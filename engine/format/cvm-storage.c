@@ -25,11 +25,41 @@ const char *cvm_storage_name(CvmStorage s) {
         return names[s];
 }
 
+/* Element sizes are 1, 4 or 8 bytes; fixed-size memcpy compiles to one load
+ * or store, which keeps encoding and decoding of large tensors fast. */
 static bool value_is_zero(const uint8_t *p, size_t esize) {
+        uint32_t u4;
+        uint64_t u8;
+
+        switch (esize) {
+        case 1:
+                return p[0] == 0;
+        case 4:
+                memcpy(&u4, p, 4);
+                return u4 == 0;
+        case 8:
+                memcpy(&u8, p, 8);
+                return u8 == 0;
+        }
         for (size_t b = 0; b < esize; b++)
                 if (p[b])
                         return false;
         return true;
+}
+
+static void copy_value(uint8_t *dst, const uint8_t *src, size_t esize) {
+        switch (esize) {
+        case 1:
+                dst[0] = src[0];
+                return;
+        case 4:
+                memcpy(dst, src, 4);
+                return;
+        case 8:
+                memcpy(dst, src, 8);
+                return;
+        }
+        memcpy(dst, src, esize);
 }
 
 static unsigned bits_for_group(uint8_t m) {
@@ -63,7 +93,7 @@ static void encode_bitmask(const uint8_t *src, uint64_t count, size_t esize, uin
                 if (value_is_zero(src + k * esize, esize))
                         continue;
                 dst[k / 8] |= (uint8_t) (1u << (k % 8));
-                memcpy(values, src + k * esize, esize);
+                copy_value(values, src + k * esize, esize);
                 values += esize;
         }
 }
@@ -108,7 +138,7 @@ static void encode_nm(const uint8_t *src, uint64_t count, size_t esize, uint8_t 
                 for (unsigned i = 0; i < m; i++) {
                         if (!keep[i])
                                 continue;
-                        memcpy(values, group + i * esize, esize);
+                        copy_value(values, group + i * esize, esize);
                         values += esize;
                         put_bits(indices, &bit_pos, i, bits);
                 }
@@ -238,7 +268,7 @@ static int decode_bitmask(uint64_t count, size_t esize, const uint8_t *src, uint
         for (uint64_t k = 0; k < count; k++) {
                 if (!(src[k / 8] & (1u << (k % 8))))
                         continue;
-                memcpy(dst + k * esize, values, esize);
+                copy_value(dst + k * esize, values, esize);
                 values += esize;
         }
         return 0;
@@ -280,7 +310,7 @@ static int decode_nm(uint8_t n, uint8_t m, size_t esize, uint64_t count, uint64_
                                                        "N:M: group %llu: indices are not strictly increasing",
                                                        (unsigned long long) g);
                         previous = index;
-                        memcpy(dst + (g * m + (uint64_t) index) * esize, values, esize);
+                        copy_value(dst + (g * m + (uint64_t) index) * esize, values, esize);
                         values += esize;
                 }
         }
@@ -295,6 +325,16 @@ int cvm_storage_decode(CvmStorage storage, uint8_t nm_n, uint8_t nm_m, size_t es
 
         if (esize == 0 || size_mul_overflow(count, esize, &bytes))
                 return cvopt_error_set(-CVOPT_E_FORMAT, "size overflow");
+        /* Before allocating: a hostile element count must be backed by data
+         * of the matching size, so the dense buffer is at most 64 times the
+         * stored bytes (bitmask of int64: 8 elements per bitmap byte). */
+        if ((storage == CVM_STORAGE_INT4 && size != DIV_ROUND_UP(count, 2)) ||
+            (storage == CVM_STORAGE_BITMASK && size < DIV_ROUND_UP(count, 8)) ||
+            (storage == CVM_STORAGE_NM && (nm_m == 0 || nm_n == 0 || nm_n >= nm_m || (nm_m & (nm_m - 1)) ||
+                                           nm_m > 16 || size != nm_size(count, esize, nm_n, nm_m))))
+                return cvopt_error_set(-CVOPT_E_FORMAT, "%s data is %llu bytes, not what %llu elements need",
+                                       cvm_storage_name(storage), (unsigned long long) size,
+                                       (unsigned long long) count);
         dense = calloc(MAX(bytes, 1u), 1);
         if (!dense)
                 return -ENOMEM;

@@ -7,5 +7,6 @@
 #include "cvopt/graph.h"
 #include "cvopt/model.h"
 #include "cvopt/engine.h"
+#include "cvopt/quant.h"
 #include "cvopt/image.h"
 #include "cvopt/dataset.h"

@@ -35,10 +35,18 @@ int cvopt_graph_optimize(CvoptGraph *g);
 
 typedef struct CvoptSession CvoptSession;
 
+/* Called after each node runs, with its outputs (valid only during the
+ * call: buffers are reused). The optimizer uses it to collect activation
+ * statistics and layer inputs without the executor keeping every tensor. */
+typedef void (*CvoptNodeObserver)(void *userdata, const CvoptGraph *g, uint32_t node_index,
+                                  const CvoptTensor *const *inputs, const CvoptTensor *const *outputs);
+
 typedef struct CvoptSessionOptions {
         const char *backend; /* "cpu" (default), later "opencl", "auto" */
         int threads;         /* 0: backend default */
         bool profile;        /* time every node of every run (cvopt_session_node_time_nsec) */
+        CvoptNodeObserver observer;
+        void *observer_userdata;
 } CvoptSessionOptions;
 
 int cvopt_session_new(const CvoptGraph *g, const CvoptSessionOptions *options,
@@ -53,12 +61,14 @@ const CvoptTensor *cvopt_session_output(const CvoptSession *s, uint32_t index);
 
 int cvopt_session_run(CvoptSession *s);
 
-/* Name of the backend that ran the last run ("cpu-ref", ...). */
+/* Name of the backend that ran the last run ("cpu-ref", ...): the one
+ * chosen by options->backend; per node, see below. */
 const char *cvopt_session_backend_name(const CvoptSession *s);
 
 /* Nodes are those of the session's graph, by index. Name of the backend
- * that ran node_index in the last run (an op the chosen backend declines,
- * or whose device call failed, runs on "cpu-ref"); NULL if out of range. */
+ * that ran node_index in the last run, or will run it if there was none
+ * yet (an op the chosen backend declines, or whose device call failed,
+ * runs on "cpu-ref"); NULL if out of range. */
 const char *cvopt_session_node_backend_name(const CvoptSession *s, uint32_t node_index);
 /* Monotonic nanoseconds node_index took in the last run; 0 unless the
  * session was made with options->profile, or if out of range. */

@@ -39,7 +39,7 @@ const char *cvopt_error_detail(void);
 /* Record detail for the caller and return err (negative), so that a
  * failure reads: return cvopt_error_set(-EINVAL, "%s: bad magic", path); */
 int cvopt_error_set(int err, const char *format, ...) __attribute__((format(printf, 2, 3)));
-int cvopt_error_setv(int err, const char *format, va_list ap);
+int cvopt_error_setv(int err, const char *format, va_list ap) __attribute__((format(printf, 2, 0)));
 
 /* Prefix the current detail with more context ("model.cvm: " + detail)
  * and return err. */

@@ -52,8 +52,29 @@ typedef enum CvoptOp {
         CVOPT_OP_CONSTANT,
         CVOPT_OP_SHAPE,
         CVOPT_OP_GATHER,
+        /* Quantized operators (docs/quantization.md): written by the
+         * optimizer, never imported from ONNX. Activations are uint8 with
+         * per-tensor scale/zero point in CvoptTensor.quant; weights int8 with
+         * per-channel scales; integer requantization parameters are node
+         * attributes, computed once by the optimizer. */
+        CVOPT_OP_QUANTIZE,
+        CVOPT_OP_DEQUANTIZE,
+        CVOPT_OP_QCONV,
+        CVOPT_OP_QGEMM,
+        CVOPT_OP_QADD,
+        CVOPT_OP_QCONCAT,
+        CVOPT_OP_QAVERAGE_POOL,
+        CVOPT_OP_QGLOBAL_AVERAGE_POOL,
+        CVOPT_OP_QMAX_POOL,
+        CVOPT_OP_QGLOBAL_MAX_POOL,
+        CVOPT_OP_QLUT,
         _CVOPT_OP_MAX,
 } CvoptOp;
+
+#define CVOPT_OP_FIRST_QUANTIZED CVOPT_OP_QUANTIZE
+static inline int cvopt_op_is_quantized(CvoptOp op) {
+        return op >= CVOPT_OP_FIRST_QUANTIZED && op < _CVOPT_OP_MAX;
+}
 
 const char *cvopt_op_name(CvoptOp op); /* "Conv", ...; NULL if out of range */
 int cvopt_op_from_name(const char *name); /* CvoptOp or -ENOENT */

@@ -158,6 +158,12 @@ static void init_once(void) {
         real_munmap = dlsym(RTLD_NEXT, "munmap");
         real_poll = dlsym(RTLD_NEXT, "poll");
         real_close = dlsym(RTLD_NEXT, "close");
+}
+
+/* The settings, read on the first open(): the real functions above may be
+ * needed before main() (a sanitizer runtime maps memory during its own
+ * start-up), when the environment is not readable yet. */
+static void config_once(void) {
         const char *e;
         snprintf(cam.device, sizeof cam.device, "%s", (e = getenv("FAKECAM_DEVICE")) ? e : "/dev/video-fake0");
         snprintf(cam.dataset_spec, sizeof cam.dataset_spec, "%s",
@@ -180,6 +186,12 @@ static void init_once(void) {
 static void ensure_init(void) {
         static pthread_once_t once = PTHREAD_ONCE_INIT;
         pthread_once(&once, init_once);
+}
+
+static void ensure_config(void) {
+        static pthread_once_t once = PTHREAD_ONCE_INIT;
+        ensure_init();
+        pthread_once(&once, config_once);
 }
 
 /* Nearest-neighbour stretch of an item to the frame: YUYV (full range,
@@ -308,7 +320,7 @@ static void *producer(void *userdata) {
 }
 
 static bool is_device(const char *path) {
-        ensure_init();
+        ensure_config();
         return path && streq(path, cam.device);
 }
 

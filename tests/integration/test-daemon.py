@@ -570,6 +570,7 @@ def case_fakecam(fmt):
         if m.get("event") == "result":
             res.append(m)
     s = c.request("stats")["result"]
+    res += [m for m in c.events if m.get("event") == "result"]
     check(len(res) == s["frames"]["classified"] and contiguous(res) and res[0]["seq"] == 1,
           "no result lost: %d results, %d classified, seq contiguous" % (len(res), s["frames"]["classified"]))
     check(len(res) >= 0.9 * n, "most frames classified (%d of %d; %d dropped)" % (len(res), n, s["frames"]["dropped"]))

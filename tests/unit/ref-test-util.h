@@ -117,7 +117,7 @@ static inline void assert_shape(const CvoptTensor *t, uint32_t ndim, const int64
         char got[128];
 
         cvopt_tensor_shape_str(t, got, sizeof(got));
-        if (t->ndim != ndim || memcmp(t->dims, dims, ndim * sizeof(int64_t)) != 0)
+        if (t->ndim != ndim || (ndim > 0 && memcmp(t->dims, dims, ndim * sizeof(int64_t)) != 0))
                 fail_msg("shape of '%s' is %s", t->name, got);
 }
 

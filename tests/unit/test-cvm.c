@@ -533,6 +533,50 @@ static void test_versions(void **state) {
         assert_models_equal(m, back);
 }
 
+/* A section type this reader does not know (added by a newer minor
+ * version) is checked and skipped. */
+static void test_unknown_section_skipped(void **state) {
+        _cleanup_(cvopt_model_freep) CvoptModel *m = make_model(false), *back = NULL;
+        _cleanup_free_ uint8_t *buf = NULL, *grown = NULL;
+        uint32_t n_sections;
+        size_t size, grown_size;
+        uint8_t *e;
+        (void) state;
+
+        write_buffer(m, &buf, &size);
+        n_sections = cvm_get_u32(buf + CVM_HDR_N_SECTIONS);
+        /* One more table entry pushes every section down by 64 bytes; the
+         * new 64-byte section goes at the end. */
+        grown_size = ALIGN_TO(size + 64, 64) + 64;
+        grown = calloc(grown_size, 1);
+        assert_non_null(grown);
+        memcpy(grown, buf, CVM_HEADER_SIZE + n_sections * CVM_SECTION_ENTRY_SIZE);
+        memcpy(grown + CVM_HEADER_SIZE + (n_sections + 1) * CVM_SECTION_ENTRY_SIZE + 32,
+               buf + CVM_HEADER_SIZE + n_sections * CVM_SECTION_ENTRY_SIZE,
+               size - CVM_HEADER_SIZE - n_sections * CVM_SECTION_ENTRY_SIZE);
+        for (uint32_t i = 0; i < n_sections; i++) {
+                e = grown + CVM_HEADER_SIZE + i * CVM_SECTION_ENTRY_SIZE;
+                cvm_put_u64(e + CVM_SEC_OFFSET, cvm_get_u64(e + CVM_SEC_OFFSET) + 64);
+        }
+        e = grown + CVM_HEADER_SIZE + n_sections * CVM_SECTION_ENTRY_SIZE;
+        cvm_put_u32(e + CVM_SEC_TYPE, 99);
+        cvm_put_u64(e + CVM_SEC_OFFSET, grown_size - 64);
+        cvm_put_u64(e + CVM_SEC_SIZE, 64);
+        memset(grown + grown_size - 64, 0xA5, 64);
+        cvm_put_u32(grown + CVM_HDR_N_SECTIONS, n_sections + 1);
+        cvm_put_u16(grown + CVM_HDR_MINOR, 1);
+        cvm_put_u64(grown + CVM_HDR_FILE_SIZE, grown_size);
+        fix_crcs(grown);
+        assert_int_equal(cvopt_model_load_buffer(grown, grown_size, &back), 0);
+        assert_models_equal(m, back);
+
+        /* Its CRC is still checked. */
+        back = cvopt_model_free(back);
+        grown[grown_size - 1] ^= 1;
+        assert_int_equal(cvopt_model_load_buffer(grown, grown_size, &back), -CVOPT_E_CRC);
+        assert_non_null(strstr(cvopt_error_detail(), "section 'unknown': CRC mismatch"));
+}
+
 static void test_id(void **state) {
         _cleanup_(cvopt_model_freep) CvoptModel *a = make_model(false), *b = NULL, *c = NULL, *d = NULL;
         _cleanup_free_ uint8_t *buf1 = NULL, *buf2 = NULL, *buf3 = NULL;
@@ -626,6 +670,11 @@ static void test_inconsistent_content(void **state) {
         expect_refused(buf, size, -CVOPT_E_FORMAT, "not 64-byte aligned");
 
         RESET();
+        /* Two tensors sharing bytes (a way to decode one region many times). */
+        cvm_put_u64(tensor_entry(buf, 2) + 88, cvm_get_u64(tensor_entry(buf, 1) + 88));
+        expect_refused(buf, size, -CVOPT_E_FORMAT, "tensor 2 'conv1.bias': data (offset 0, 16 bytes) overlaps");
+
+        RESET();
         cvm_put_u32(tensor_entry(buf, 3), 100000); /* name outside the strings */
         expect_refused(buf, size, -CVOPT_E_FORMAT, "outside the string table");
 
@@ -695,7 +744,6 @@ static int write_corpus(const char *dir) {
                 CvoptModel *model;
         } seeds[] = {
                 { "full.cvm", make_model(true) },
-                { "small.cvm", make_model(false) },
         };
         int64_t dims[2] = { 4, 16 };
         int8_t q[64] = { 0 };
@@ -703,17 +751,34 @@ static int write_corpus(const char *dir) {
         CvoptModel *m;
         int32_t c, o;
 
-        for (size_t s = 0; s < 2; s++) {
+        for (size_t s = 0; s < ELEMENTSOF(seeds); s++) {
                 _cleanup_free_ char *path = NULL;
 
                 if (asprintf(&path, "%s/%s", dir, seeds[s].name) < 0 || cvopt_model_save(seeds[s].model, path) < 0)
                         return EXIT_FAILURE;
                 cvopt_model_free(seeds[s].model);
         }
-        /* One constant in each sparse storage kind. */
+        /* The smallest useful model: x -> Relu -> y. */
+        {
+                _cleanup_free_ char *path = NULL;
+                int64_t xd[2] = { 1, 4 };
+                int32_t x, y;
+
+                if (cvopt_model_new(&m) < 0)
+                        return EXIT_FAILURE;
+                cvopt_graph_add_tensor(m->graph, "x", CVOPT_DTYPE_FLOAT32, 2, xd, &x);
+                cvopt_graph_add_tensor(m->graph, "y", CVOPT_DTYPE_FLOAT32, 2, xd, &y);
+                cvopt_graph_add_node(m->graph, "relu", CVOPT_OP_RELU, 1, &x, 1, &y, NULL);
+                cvopt_graph_set_inputs(m->graph, 1, &x);
+                cvopt_graph_set_outputs(m->graph, 1, &y);
+                if (asprintf(&path, "%s/tiny.cvm", dir) < 0 || cvopt_model_save(m, path) < 0)
+                        return EXIT_FAILURE;
+                cvopt_model_free(m);
+        }
+        /* One constant in each storage kind but dense. */
         for (int i = 0; i < 64; i++) {
                 q[i] = (int8_t) (i % 4 == 0 ? i / 4 - 8 : 0);
-                f[i] = i % 9 == 0 ? 1.5f : 0.0f;
+                f[i] = rng_next() % 3 == 0 ? 1.5f : 0.0f;
         }
         for (int kind = 0; kind < 3; kind++) {
                 _cleanup_free_ char *path = NULL;
@@ -748,6 +813,7 @@ int main(int argc, char **argv) {
                 cmocka_unit_test(test_truncation),
                 cmocka_unit_test(test_byte_flips),
                 cmocka_unit_test(test_versions),
+                cmocka_unit_test(test_unknown_section_skipped),
                 cmocka_unit_test(test_id),
                 cmocka_unit_test(test_inconsistent_content),
                 cmocka_unit_test(test_save_errors),

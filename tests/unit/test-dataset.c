@@ -208,6 +208,38 @@ static void test_idx_raw_and_gz(void **state) {
         check_tiny(gz_spec);
 }
 
+/* N x H x W x 3 IDX images are RGB. */
+static void test_idx_rgb(void **state) {
+        _cleanup_free_ char *images = tmp_path("rgb-images"), *labels = tmp_path("rgb-labels"), *spec = NULL;
+        _cleanup_(cvopt_dataset_freep) CvoptDataset *ds = NULL;
+        _cleanup_(cvopt_image_freep) CvoptImage *img = NULL;
+        static const uint8_t pixels[2 * 1 * 2 * 3] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 };
+        static const uint8_t label_values[2] = { 4, 1 };
+        uint32_t image_dims[4] = { 2, 1, 2, 3 }, label_dims[1] = { 2 };
+        uint8_t buf[64];
+        int label;
+        (void) state;
+
+        write_file(images, buf, make_idx(buf, 4, image_dims, pixels));
+        write_file(labels, buf, make_idx(buf, 1, label_dims, label_values));
+        assert_true(asprintf(&spec, "idx:%s,%s", images, labels) > 0);
+        assert_int_equal(cvopt_dataset_open(spec, &ds), 0);
+        assert_int_equal(cvopt_dataset_n_classes(ds), 5);
+        assert_int_equal(cvopt_dataset_get(ds, 1, &img, &label), 0);
+        assert_int_equal(label, 1);
+        assert_int_equal(img->channels, 3);
+        assert_int_equal(img->width, 2);
+        assert_int_equal(img->height, 1);
+        assert_memory_equal(img->pixels, pixels + 6, 6);
+
+        /* Two channels is neither gray nor RGB. */
+        image_dims[3] = 2;
+        write_file(images, buf, make_idx(buf, 4, image_dims, pixels));
+        ds = cvopt_dataset_free(ds);
+        assert_int_equal(cvopt_dataset_open(spec, &ds), -CVOPT_E_DATA);
+        assert_non_null(strstr(cvopt_error_detail(), "2 channels"));
+}
+
 static void test_idx_errors(void **state) {
         _cleanup_free_ char *images = tmp_path("e-images"), *labels = tmp_path("e-labels"),
                             *cut = tmp_path("cut-images"), *cut_gz = tmp_path("cut-images.gz"),
@@ -543,6 +575,7 @@ int main(void) {
                 cmocka_unit_test(test_fashion_mnist_train),
                 cmocka_unit_test(test_fashion_mnist_dir_override),
                 cmocka_unit_test(test_idx_raw_and_gz),
+                cmocka_unit_test(test_idx_rgb),
                 cmocka_unit_test(test_idx_errors),
                 cmocka_unit_test(test_dir_dataset),
                 cmocka_unit_test(test_dir_errors),

@@ -159,6 +159,13 @@ static void test_conv_against_naive(void **state) {
                 { 2, 1, 8, 8, 8, { 9, 9 }, { 3, 3 }, { 2, 2 }, { 0 }, { 1, 1, 1, 1 }, NULL, true, NULL, { 5, 5 } },
                 /* Depthwise with channel multiplier 2 and dilation. */
                 { 2, 2, 3, 6, 3, { 8, 7 }, { 3, 3 }, { 1, 1 }, { 2, 1 }, { 2, 1, 2, 1 }, NULL, true, NULL, { 8, 7 } },
+                /* Depthwise stride 1 (the padded-plane path): SAME_LOWER with
+                 * an even kernel, and 1-D with asymmetric pads and dilation. */
+                { 2, 1, 5, 5, 5, { 6, 9 }, { 2, 4 }, { 1, 1 }, { 0 }, { 0 }, "SAME_LOWER", true, NULL, { 6, 9 } },
+                { 1, 2, 3, 3, 3, { 11 }, { 3 }, { 0 }, { 2 }, { 3, 0 }, NULL, false, NULL, { 10 } },
+                /* Depthwise, strides 2x3, dilation, asymmetric pads, and 1-D stride 3. */
+                { 2, 1, 4, 4, 4, { 11, 13 }, { 3, 2 }, { 2, 3 }, { 2, 1 }, { 1, 2, 0, 1 }, NULL, true, "Relu", { 4, 5 } },
+                { 1, 1, 2, 4, 2, { 17 }, { 4 }, { 3 }, { 1 }, { 2, 2 }, NULL, true, NULL, { 6 } },
                 /* 1x1, stride 1, no pad: the straight GEMM path. */
                 { 2, 2, 16, 8, 1, { 5, 6 }, { 1, 1 }, { 0 }, { 0 }, { 0 }, NULL, true, NULL, { 5, 6 } },
                 /* 1x1 stride 2: im2col path. */
@@ -176,6 +183,8 @@ static void test_conv_against_naive(void **state) {
                 { 1, 2, 3, 4, 1, { 20 }, { 4 }, { 3 }, { 2 }, { 2, 1 }, NULL, true, NULL, { 6 } },
                 /* 3-D. */
                 { 3, 1, 2, 3, 1, { 4, 5, 6 }, { 2, 3, 3 }, { 1, 2, 1 }, { 0 }, { 0, 1, 1, 1, 1, 1 }, NULL, true, NULL, { 4, 3, 6 } },
+                /* 3-D depthwise (the direct loop). */
+                { 3, 1, 3, 3, 3, { 4, 5, 6 }, { 2, 3, 3 }, { 1, 2, 1 }, { 2, 1, 1 }, { 1, 1, 0, 0, 1, 1 }, NULL, true, NULL, { 3, 3, 5 } },
                 /* Large enough to cross the GEMM blocking (K = 288 > 256, N = 600 > 512). */
                 { 2, 1, 32, 70, 1, { 20, 30 }, { 3, 3 }, { 0 }, { 0 }, { 1, 1, 1, 1 }, NULL, true, NULL, { 20, 30 } },
         };
@@ -313,6 +322,10 @@ static void test_gemm(void **state) {
         run_gemm_case(4, 6, 5, 1, 0, UINT32_MAX, NULL, 2.0f, 1.0f, NULL); /* no C */
         run_gemm_case(70, 530, 260, 0, 1, 1, DIMS(530), 1.0f, 1.0f, "Relu"); /* crosses every block */
         run_gemm_case(5, 10, 8, 0, 1, 1, DIMS(10), 1.0f, 1.0f, "HardSigmoid");
+        /* Batch 1 (the row-vector path), both layouts of B. */
+        run_gemm_case(1, 37, 301, 0, 1, 1, DIMS(37), 1.0f, 1.0f, "Relu");
+        run_gemm_case(1, 37, 301, 0, 0, 2, DIMS(1, 37), 0.5f, 2.0f, NULL);
+        run_gemm_case(1, 37, 301, 1, 1, UINT32_MAX, NULL, 1.0f, 1.0f, NULL);
 }
 
 static void test_gemm_errors(void **state) {
@@ -331,8 +344,10 @@ static void test_gemm_errors(void **state) {
         assert_error_names_node(eval_last(g), -CVOPT_E_SHAPE, "fc1");
         assert_int_equal(cvopt_node_set_int(&g->nodes[0], "transB", 1), 0);
         assert_int_equal(eval_last(g), 0);
-        g->nodes[0].n_inputs = 3; /* C of 4 does not broadcast to 2x2. */
-        assert_error_names_node(eval_last(g), -CVOPT_E_SHAPE, "fc1");
+        /* C of 4 does not broadcast to 2x2. */
+        assert_int_equal(cvopt_node_set_int(add_node(g, "fc2", CVOPT_OP_GEMM, 3, ins, add_output(g, "y2")), "transB", 1),
+                         0);
+        assert_error_names_node(eval_last(g), -CVOPT_E_SHAPE, "fc2");
 }
 
 /* MatMul: numpy semantics including 1-D operands and batch broadcasting. */
@@ -402,6 +417,11 @@ static void test_matmul_batch_broadcast(void **state) {
         assert_int_equal(eval_last(g), 0);
         assert_shape(&g->tensors[y], 4, DIMS(2, 3, 1, 1));
         assert_floats_near(g->tensors[y].data, FLOATS(1, 2, 3, 3, 4, 7), 6, 0);
+        /* A fused Clip applies to every batch's output. */
+        assert_int_equal(cvopt_node_set_string(&g->nodes[0], "activation", "Clip"), 0);
+        assert_int_equal(cvopt_node_set_float(&g->nodes[0], "activation_max", 3.5f), 0);
+        assert_int_equal(eval_last(g), 0);
+        assert_floats_near(g->tensors[y].data, FLOATS(1, 2, 3, 3, 3.5f, 3.5f), 6, 0);
 }
 
 /* Pools against hand-computed values (the first two are ONNX's own

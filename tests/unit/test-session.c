@@ -90,7 +90,7 @@ static void test_residual_net_matches_naive(void **state) {
 
         assert_int_equal(cvopt_graph_infer_shapes(g), 0);
         assert_int_equal(cvopt_session_new(g, NULL, &s), 0);
-        assert_string_equal(cvopt_session_backend_name(s), "cpu-ref");
+        assert_string_equal(cvopt_session_backend_name(s), "cpu-simd");
         assert_int_equal(cvopt_session_n_inputs(s), 1);
         assert_int_equal(cvopt_session_n_outputs(s), 1);
         assert_null(cvopt_session_input(s, 1));
@@ -330,6 +330,9 @@ static void test_backend_table_and_fallback(void **state) {
         fake_state = (FakeBackend) { 0 };
         assert_int_equal(session_new_with_backend(g, NULL, &fake_backend, &s), 0);
         assert_string_equal(cvopt_session_backend_name(s), "fake");
+        for (uint32_t k = 0; k < g->n_nodes; k++)
+                assert_string_equal(cvopt_session_node_backend_name(s, k),
+                                    g->nodes[k].op == CVOPT_OP_RELU ? "fake" : "cpu-ref");
         fill_input(s, 0, 11);
         assert_int_equal(cvopt_session_run(s), 0);
         assert_int_equal(fake_state.calls, 1);

@@ -338,10 +338,6 @@ int onnx_node_copy_attrs(const OnnxNodeRef *ref, CvoptOp op, CvoptNode *n) {
 
                 if (!ap->name || !ap->name[0])
                         return onnx_node_error(ref, -CVOPT_E_FORMAT, "attribute %zu has no name", i);
-                for (size_t j = 0; j < i; j++)
-                        if (np->attribute[j]->name && streq(np->attribute[j]->name, ap->name))
-                                return onnx_node_error(ref, -CVOPT_E_FORMAT, "attribute '%s' given twice",
-                                                       ap->name);
                 if (ap->ref_attr_name && ap->ref_attr_name[0])
                         return onnx_node_error(ref, -CVOPT_E_UNSUPPORTED,
                                                "attribute '%s' refers to a function attribute, not supported",
@@ -351,6 +347,13 @@ int onnx_node_copy_attrs(const OnnxNodeRef *ref, CvoptOp op, CvoptNode *n) {
                 spec = attr_spec_find(ref->imp, op, ap->name);
                 if (!spec)
                         return attr_unknown_error(ref, ap);
+                /* Only known names get here, so a duplicate shows up within
+                 * the first few attributes: this stays cheap on hostile
+                 * nodes with many attributes. */
+                for (size_t j = 0; j < i; j++)
+                        if (streq(np->attribute[j]->name, ap->name))
+                                return onnx_node_error(ref, -CVOPT_E_FORMAT, "attribute '%s' given twice",
+                                                       ap->name);
                 r = attr_copy_one(ref, spec, ap, n);
                 if (r < 0)
                         return r;

@@ -153,6 +153,51 @@ static int import_initializers(OnnxImport *imp) {
         return 0;
 }
 
+static const CvoptTensor *bound_tensor(const OnnxImport *imp, const char *name) {
+        for (size_t i = 0; i < imp->n_bind; i++)
+                if (imp->bind[i]->name && streq(imp->bind[i]->name, name))
+                        return imp->bind[i];
+        return NULL;
+}
+
+static int check_binds(const OnnxImport *imp) {
+        for (size_t i = 0; i < imp->n_bind; i++) {
+                const CvoptTensor *t = imp->bind[i];
+                bool found = false;
+
+                if (!t || !t->name || t->ndim > CVOPT_MAX_DIMS || cvopt_dtype_size(t->dtype) == 0 ||
+                    cvopt_tensor_count(t) < 0 || (!t->data && cvopt_tensor_count(t) != 0))
+                        return cvopt_error_set(-EINVAL, "%s: bound tensor %zu is invalid", imp->name, i);
+                for (size_t k = 0; k < imp->proto->n_input; k++)
+                        if (imp->proto->input[k]->name && streq(imp->proto->input[k]->name, t->name))
+                                found = true;
+                if (!found)
+                        return cvopt_error_set(-EINVAL, "%s: bound tensor '%s' is not a graph input", imp->name,
+                                               t->name);
+        }
+        return 0;
+}
+
+/* A graph input fixed by the caller becomes a constant holding a copy. */
+static int import_bound_input(OnnxImport *imp, const CvoptTensor *t, CvoptDType declared) {
+        size_t bytes = cvopt_tensor_bytes(t);
+        void *data;
+        int r;
+
+        if (declared != CVOPT_DTYPE_UNDEFINED && declared != t->dtype)
+                return cvopt_error_set(-EINVAL, "%s: bound tensor '%s' is %s, the graph input is %s", imp->name,
+                                       t->name, cvopt_dtype_name(t->dtype), cvopt_dtype_name(declared));
+        data = malloc(MAX(bytes, 1u));
+        if (!data)
+                return -ENOMEM;
+        if (bytes > 0)
+                memcpy(data, t->data, bytes);
+        r = cvopt_graph_add_constant(imp->graph, t->name, t->dtype, t->ndim, t->dims, data, true, NULL);
+        if (r < 0)
+                free(data);
+        return r;
+}
+
 static int import_inputs(OnnxImport *imp) {
         const Onnx__GraphProto *gp = imp->proto;
         _cleanup_free_ int32_t *indices = calloc(MAX(gp->n_input, 1u), sizeof(int32_t));
@@ -181,6 +226,12 @@ static int import_inputs(OnnxImport *imp) {
                 r = onnx_value_info_shape(imp, vi, &dtype, &ndim, dims);
                 if (r < 0)
                         return r;
+                if (bound_tensor(imp, name)) {
+                        r = import_bound_input(imp, bound_tensor(imp, name), dtype);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
                 if (dtype == CVOPT_DTYPE_UNDEFINED)
                         return cvopt_error_set(-CVOPT_E_FORMAT, "%s: graph input '%s' has no element type", imp->name,
                                                name);
@@ -258,16 +309,11 @@ static int import_labels(const Onnx__ModelProto *mp, CvoptModel *m, const char *
         return 0;
 }
 
-int onnx_import_buffer(const void *data, size_t size, const char *name_for_errors, CvoptModel **ret_model) {
-        _cleanup_(model_proto_freep) Onnx__ModelProto *mp = NULL;
-        _cleanup_(cvopt_model_freep) CvoptModel *m = NULL;
-        const char *name = name_for_errors ? name_for_errors : "<buffer>";
-        OnnxImport imp = { .name = name };
+/* Checks and unpacks a serialized ModelProto. */
+static int model_unpack(const void *data, size_t size, const char *name, Onnx__ModelProto **ret_proto) {
+        Onnx__ModelProto *mp;
         int r;
 
-        cvopt_error_clear();
-        if ((!data && size > 0) || !ret_model)
-                return cvopt_error_set(-EINVAL, "%s: invalid arguments", name);
         if (size > ONNX_MAX_MESSAGE_BYTES)
                 return cvopt_error_set(-EFBIG, "%s: more than protobuf's 2 GiB limit", name);
         r = onnx_check_nesting(data, size, name);
@@ -276,6 +322,16 @@ int onnx_import_buffer(const void *data, size_t size, const char *name_for_error
         mp = onnx__model_proto__unpack(NULL, size, data);
         if (!mp)
                 return cvopt_error_set(-CVOPT_E_FORMAT, "%s: not a valid ONNX model (protobuf decoding failed)", name);
+        *ret_proto = mp;
+        return 0;
+}
+
+static int model_import(const Onnx__ModelProto *mp, const char *name, size_t n_bind, CvoptTensor *const *bind,
+                        CvoptModel **ret_model) {
+        _cleanup_(cvopt_model_freep) CvoptModel *m = NULL;
+        OnnxImport imp = { .name = name, .n_bind = n_bind, .bind = bind };
+        int r;
+
         if (!mp->graph)
                 return cvopt_error_set(-CVOPT_E_FORMAT, "%s: not an ONNX model (no graph)", name);
         r = model_opset(mp, name, &imp.opset);
@@ -287,6 +343,9 @@ int onnx_import_buffer(const void *data, size_t size, const char *name_for_error
                 return r;
         imp.proto = mp->graph;
         imp.graph = m->graph;
+        r = check_binds(&imp);
+        if (r < 0)
+                return r;
 
         r = import_initializers(&imp);
         if (r < 0)
@@ -316,14 +375,83 @@ int onnx_import_buffer(const void *data, size_t size, const char *name_for_error
         return 0;
 }
 
-int onnx_import_file(const char *path, CvoptModel **ret_model) {
-        _cleanup_free_ void *data = NULL;
+int onnx_import_buffer_bound(const void *data, size_t size, const char *name_for_errors, size_t n_bind,
+                             CvoptTensor *const *bind, CvoptModel **ret_model) {
+        _cleanup_(model_proto_freep) Onnx__ModelProto *mp = NULL;
+        const char *name = name_for_errors ? name_for_errors : "<buffer>";
+        int r;
+
+        cvopt_error_clear();
+        if ((!data && size > 0) || !ret_model || (n_bind > 0 && !bind))
+                return cvopt_error_set(-EINVAL, "%s: invalid arguments", name);
+        r = model_unpack(data, size, name, &mp);
+        if (r < 0)
+                return r;
+        return model_import(mp, name, n_bind, bind, ret_model);
+}
+
+int onnx_import_buffer(const void *data, size_t size, const char *name_for_errors, CvoptModel **ret_model) {
+        return onnx_import_buffer_bound(data, size, name_for_errors, 0, NULL, ret_model);
+}
+
+int onnx_import_file_bound(const char *path, size_t n_bind, CvoptTensor *const *bind, CvoptModel **ret_model) {
+        _cleanup_(model_proto_freep) Onnx__ModelProto *mp = NULL;
+        void *data = NULL;
         size_t size;
         int r;
 
         cvopt_error_clear();
+        if (!path || !ret_model || (n_bind > 0 && !bind))
+                return cvopt_error_set(-EINVAL, "%s: invalid arguments", strempty(path));
         r = onnx_read_file(path, &data, &size);
         if (r < 0)
                 return r;
-        return onnx_import_buffer(data, size, path, ret_model);
+        r = model_unpack(data, size, path, &mp);
+        /* protobuf-c copied what it needs: drop the file before the weights
+         * are decoded, so that peak memory is two copies of them, not three. */
+        free(data);
+        if (r < 0)
+                return r;
+        return model_import(mp, path, n_bind, bind, ret_model);
+}
+
+int onnx_import_file(const char *path, CvoptModel **ret_model) {
+        return onnx_import_file_bound(path, 0, NULL, ret_model);
+}
+
+int onnx_import_file_metadata(const char *path, const char *metadata_key, CvoptModel **ret_model,
+                              char **ret_metadata_value) {
+        _cleanup_(model_proto_freep) Onnx__ModelProto *mp = NULL;
+        _cleanup_(cvopt_model_freep) CvoptModel *m = NULL;
+        _cleanup_free_ char *value = NULL;
+        void *data = NULL;
+        size_t size;
+        int r;
+
+        cvopt_error_clear();
+        if (!path || !metadata_key || !ret_model || !ret_metadata_value)
+                return cvopt_error_set(-EINVAL, "%s: invalid arguments", strempty(path));
+        r = onnx_read_file(path, &data, &size);
+        if (r < 0)
+                return r;
+        r = model_unpack(data, size, path, &mp);
+        free(data);
+        if (r < 0)
+                return r;
+        r = model_import(mp, path, 0, NULL, &m);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < mp->n_metadata_props; i++) {
+                const Onnx__StringStringEntryProto *e = mp->metadata_props[i];
+
+                if (!e->key || !streq(e->key, metadata_key))
+                        continue;
+                value = strdup(strempty(e->value));
+                if (!value)
+                        return -ENOMEM;
+                break;
+        }
+        *ret_model = TAKE_PTR(m);
+        *ret_metadata_value = TAKE_PTR(value);
+        return 0;
 }

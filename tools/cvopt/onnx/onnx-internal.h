@@ -25,6 +25,8 @@ typedef struct OnnxImport {
         int64_t opset;    /* default-domain opset */
         const Onnx__GraphProto *proto;
         CvoptGraph *graph;
+        size_t n_bind; /* graph inputs fixed to constants (onnx_import_buffer_bound()) */
+        CvoptTensor *const *bind;
 } OnnxImport;
 
 /* Decoded TensorProto: dtype, shape, and dense little-endian data in host

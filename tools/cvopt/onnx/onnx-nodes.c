@@ -253,6 +253,17 @@ static int normalize(const OnnxNodeRef *ref, CvoptGraph *g, CvoptNode *n) {
                 return normalize_softmax(ref, n);
         case CVOPT_OP_DROPOUT:
                 return normalize_dropout(ref, g, n);
+        case CVOPT_OP_CONCAT:
+                /* Required since opset 4: there is no default to assume. */
+                if (!cvopt_node_attr(n, "axis"))
+                        return onnx_node_error(ref, -CVOPT_E_FORMAT, "attribute 'axis' missing");
+                return 0;
+        case CVOPT_OP_HARD_SWISH:
+                /* Opset 14 added it; an older model naming it is not ONNX. */
+                if (ref->imp->opset < 14)
+                        return onnx_node_error(ref, -CVOPT_E_FORMAT, "not an operator of opset %lld",
+                                               (long long) ref->imp->opset);
+                return 0;
         default:
                 return 0;
         }

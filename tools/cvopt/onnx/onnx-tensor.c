@@ -149,10 +149,11 @@ int onnx_tensor_decode(const Onnx__TensorProto *tp, const char *what, OnnxTensor
         data = malloc(MAX(bytes, 1u));
         if (!data)
                 return -ENOMEM;
-        if (tp->has_raw_data) {
-                if (bytes > 0)
-                        copy_le(data, tp->raw_data.data, (size_t) count, elem_size);
-        } else {
+        if (bytes == 0)
+                ; /* an empty tensor (a dim is 0): its fields may be NULL */
+        else if (tp->has_raw_data)
+                copy_le(data, tp->raw_data.data, (size_t) count, elem_size);
+        else {
                 switch (out.dtype) {
                 case CVOPT_DTYPE_FLOAT32:
                         memcpy(data, tp->float_data, bytes);

@@ -39,7 +39,9 @@ static bool read_varint(const uint8_t *p, size_t n, size_t *i, uint64_t *ret) {
 
 /* 0 if p[0..n) parses as protobuf messages nested at most
  * ONNX_MAX_NESTING deep, WIRE_NOT_MESSAGE if it is not a message, -E2BIG if
- * it nests too deep. */
+ * it nests too deep. The scan errs towards calling bytes a message: it must
+ * look into everything protobuf-c would recurse into, and it stops only
+ * where protobuf-c would fail too (a cut varint or a length past the end). */
 static int wire_scan(const uint8_t *p, size_t n, unsigned depth) {
         size_t i = 0;
 
@@ -49,7 +51,9 @@ static int wire_scan(const uint8_t *p, size_t n, unsigned depth) {
                 uint64_t key, value;
                 int r;
 
-                if (!read_varint(p, n, &i, &key) || (key >> 3) == 0)
+                /* Field number 0 is invalid, but accepting it here only
+                 * scans more: what protobuf-c rejects, we need not. */
+                if (!read_varint(p, n, &i, &key))
                         return WIRE_NOT_MESSAGE;
                 switch (key & 7) {
                 case 0: /* varint */
@@ -74,7 +78,10 @@ static int wire_scan(const uint8_t *p, size_t n, unsigned depth) {
                                 return r;
                         i += (size_t) value;
                         break;
-                default: /* groups (deprecated, unused by ONNX) and invalid types */
+                case 3: /* group start and end (deprecated, unused by ONNX): no payload */
+                case 4:
+                        break;
+                default: /* wire types 6 and 7 do not exist */
                         return WIRE_NOT_MESSAGE;
                 }
         }

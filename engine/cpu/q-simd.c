@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: MIT */
+#include <stdlib.h>
+#include <string.h>
+
+#include "macro.h"
+#include "q-simd.h"
+
+QIsa q_isa_detect(void) {
+        const char *forced = getenv("CVOPT_CPU_ISA");
+        QIsa best = Q_ISA_NONE;
+
+#if defined(__x86_64__)
+        __builtin_cpu_init();
+        if (__builtin_cpu_supports("avx2"))
+                best = Q_ISA_AVX2;
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512vnni"))
+                best = Q_ISA_AVX512_VNNI;
+#endif
+        if (forced) {
+                if (streq(forced, "none"))
+                        return Q_ISA_NONE;
+                if (streq(forced, "avx2") && best >= Q_ISA_AVX2)
+                        return Q_ISA_AVX2;
+        }
+        return best;
+}
+
+const char *q_isa_name(QIsa isa) {
+        switch (isa) {
+        case Q_ISA_AVX2:
+                return "avx2";
+        case Q_ISA_AVX512_VNNI:
+                return "avx512-vnni";
+        default:
+                return "none";
+        }
+}
+
+void q_packed_weights_done(QPackedWeights *w) {
+        free(w->data);
+        free(w->rows);
+        memset(w, 0, sizeof(*w));
+}
+
+int q_pack_weights(QIsa isa, const int8_t *w, int64_t channels, int64_t depth, QPackedWeights *ret) {
+        QPackedWeights p = { .isa = isa, .channels = channels, .depth = depth };
+        const int64_t blocks = DIV_ROUND_UP(channels, Q_OC_BLOCK);
+        size_t elem;
+
+        if (isa == Q_ISA_NONE || channels <= 0 || depth <= 0)
+                return -EINVAL;
+        p.step = isa == Q_ISA_AVX512_VNNI ? 4 : 2;
+        p.steps = DIV_ROUND_UP(depth, p.step);
+        /* Rows of the GEMV layout are padded to 64 k values, one AVX-512
+         * load (AVX2 reads 16 at a time, which divides it). */
+        p.row_length = DIV_ROUND_UP(depth, 64) * 64;
+        elem = isa == Q_ISA_AVX512_VNNI ? 1 : 2;
+        p.data = calloc((size_t) (blocks * p.steps * Q_OC_BLOCK * p.step), elem);
+        p.rows = calloc((size_t) (channels * p.row_length), elem);
+        if (!p.data || !p.rows) {
+                q_packed_weights_done(&p);
+                return -ENOMEM;
+        }
+        for (int64_t c = 0; c < channels; c++)
+                for (int64_t k = 0; k < depth; k++) {
+                        int8_t v = w[c * depth + k];
+                        size_t at = (((size_t) (c / Q_OC_BLOCK) * (size_t) p.steps + (size_t) (k / p.step)) * Q_OC_BLOCK +
+                                     (size_t) (c % Q_OC_BLOCK)) * (size_t) p.step + (size_t) (k % p.step);
+                        size_t row_at = (size_t) c * (size_t) p.row_length + (size_t) k;
+
+                        if (elem == 1) {
+                                ((int8_t *) p.data)[at] = v;
+                                ((int8_t *) p.rows)[row_at] = v;
+                        } else {
+                                ((int16_t *) p.data)[at] = v;
+                                ((int16_t *) p.rows)[row_at] = v;
+                        }
+                }
+        *ret = p;
+        return 0;
+}
+
+size_t q_cols_bytes(const QPackedWeights *w, int64_t pixels) {
+        int64_t padded = DIV_ROUND_UP(pixels, Q_PIXEL_BLOCK) * Q_PIXEL_BLOCK;
+
+        return (size_t) (w->steps * padded * w->step) * (w->isa == Q_ISA_AVX512_VNNI ? 1 : 2);
+}
+
+/* Only x86 builds have the kernels; elsewhere q_isa_detect() says NONE and
+ * the backend declines every op, so these are never reached. */
+void q_gemm(const QPackedWeights *w, const void *cols, int64_t pixels_padded, int32_t *acc) {
+#if defined(__x86_64__)
+        if (w->isa == Q_ISA_AVX512_VNNI)
+                q_gemm_vnni(w, cols, pixels_padded, acc);
+        else
+                q_gemm_avx2(w, cols, pixels_padded, acc);
+#else
+        (void) w, (void) cols, (void) pixels_padded, (void) acc;
+        abort();
+#endif
+}
+
+void q_gemv(const QPackedWeights *w, const uint8_t *x, int32_t *acc) {
+#if defined(__x86_64__)
+        if (w->isa == Q_ISA_AVX512_VNNI)
+                q_gemv_vnni(w, x, acc);
+        else
+                q_gemv_avx2(w, x, acc);
+#else
+        (void) w, (void) x, (void) acc;
+        abort();
+#endif
+}

@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* SIMD int8 matrix kernels for QConv/QGemm, chosen at run time from the
+ * CPU's features. They compute exactly the reference's int32 accumulators
+ * (no saturating instruction is used), and the requantization is the
+ * shared inline formula, so results are bit-identical to the reference.
+ *
+ * Convolution is a GEMM: acc[oc][p] = bias[oc] + sum_k w[oc][k] * col[k][p],
+ * where col is the unrolled input. Both operands are packed in "steps" of
+ * k: 4 u8 per 32-bit lane for VNNI's vpdpbusd (u8 x s8, 4 products per
+ * lane), 2 int16 per lane for AVX2's vpmaddwd (exact, unlike vpmaddubsw,
+ * whose pairwise sum saturates at 32767 < 2 * 255 * 127). */
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum QIsa {
+        Q_ISA_NONE = 0,
+        Q_ISA_AVX2,
+        Q_ISA_AVX512_VNNI,
+} QIsa;
+
+/* The best ISA this CPU runs; CVOPT_CPU_ISA=none|avx2|avx512-vnni lowers
+ * it (for tests and benchmarks of each kernel). */
+QIsa q_isa_detect(void);
+const char *q_isa_name(QIsa isa);
+
+/* Output channels computed together: 8 accumulator rows, each over two
+ * vectors of pixels, fill 16 of AVX-512's 32 registers (and AVX2 uses 4
+ * rows x 2 vectors of its 16). */
+#define Q_OC_BLOCK 8
+
+typedef struct QPackedWeights {
+        QIsa isa;
+        int64_t channels, depth;
+        int64_t steps;      /* ceil(depth / step) */
+        int step;           /* k values per 32-bit lane: 4 (VNNI) or 2 (AVX2) */
+        int64_t row_length; /* depth rounded up to 64: one AVX-512 load */
+        void *data;         /* [ceil(channels / Q_OC_BLOCK)][steps][Q_OC_BLOCK][step], s8 or s16 */
+        void *rows;         /* GEMV layout: [channels][row_length], s8 (VNNI) or s16 (AVX2) */
+} QPackedWeights;
+
+int q_pack_weights(QIsa isa, const int8_t *w, int64_t channels, int64_t depth, QPackedWeights *ret);
+void q_packed_weights_done(QPackedWeights *w);
+
+/* Pixels are padded to a multiple of this. */
+#define Q_PIXEL_BLOCK 32
+
+/* Bytes of a packed column buffer for depth x pixels. */
+size_t q_cols_bytes(const QPackedWeights *w, int64_t pixels);
+
+/* Stores value (a u8 activation) at (k, p) of a packed column buffer. */
+static inline void q_cols_set(const QPackedWeights *w, void *cols, int64_t pixels_padded, int64_t k, int64_t p,
+                              uint8_t value) {
+        size_t at = ((size_t) (k / w->step) * (size_t) pixels_padded + (size_t) p) * (size_t) w->step + (size_t) (k % w->step);
+
+        if (w->isa == Q_ISA_AVX512_VNNI)
+                ((uint8_t *) cols)[at] = value;
+        else
+                ((int16_t *) cols)[at] = value;
+}
+
+/* acc [channels][pixels_padded] = packed weights x packed columns. */
+void q_gemm(const QPackedWeights *w, const void *cols, int64_t pixels_padded, int32_t *acc);
+
+/* acc[channels] = w x x for one row x of depth u8 values (x padded to
+ * row_length with zeros by the caller: the buffer must be that long). */
+void q_gemv(const QPackedWeights *w, const uint8_t *x, int32_t *acc);
+
+/* ISA kernels (x86/ files, compiled with their own flags). */
+void q_gemm_avx2(const QPackedWeights *w, const void *cols, int64_t pixels_padded, int32_t *acc);
+void q_gemv_avx2(const QPackedWeights *w, const uint8_t *x, int32_t *acc);
+void q_gemm_vnni(const QPackedWeights *w, const void *cols, int64_t pixels_padded, int32_t *acc);
+void q_gemv_vnni(const QPackedWeights *w, const uint8_t *x, int32_t *acc);

@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: MIT */
+/* The SIMD CPU backend: QConv (group 1) and QGemm on AVX2 or AVX-512 VNNI
+ * kernels, with weights packed once per session. Everything else — and
+ * everything on a CPU without AVX2, where this backend declines every op —
+ * runs on the reference backend, which the executor does by itself. */
+#include "cpu/q-ops.h"
+#include "cpu/q-simd.h"
+#include "cvopt/errors.h"
+#include "exec/backend.h"
+#include "macro.h"
+
+typedef struct SimdNode {
+        bool prepared;
+        QPackedWeights weights;
+        QWindow window;
+        QRequantParams params;
+        int64_t pixels, pixels_padded;
+        void *cols;
+        int32_t *acc;
+        uint8_t *row; /* QGemm: one input row padded to row_length */
+} SimdNode;
+
+typedef struct SimdContext {
+        QIsa isa;
+        uint32_t n_nodes;
+        SimdNode *nodes;
+} SimdContext;
+
+static int simd_init(const CvoptGraph *g, const CvoptSessionOptions *options, void **ret_ctx) {
+        SimdContext *c;
+        QIsa isa = q_isa_detect();
+
+        (void) options;
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->isa = isa;
+        c->n_nodes = g->n_nodes;
+        c->nodes = calloc(MAX(g->n_nodes, 1u), sizeof(SimdNode));
+        if (!c->nodes) {
+                free(c);
+                return -ENOMEM;
+        }
+        *ret_ctx = c;
+        return 0;
+}
+
+static void simd_done(void *ctx) {
+        SimdContext *c = ctx;
+
+        if (!c)
+                return;
+        for (uint32_t k = 0; k < c->n_nodes; k++) {
+                q_packed_weights_done(&c->nodes[k].weights);
+                free(c->nodes[k].cols);
+                free(c->nodes[k].acc);
+                free(c->nodes[k].row);
+        }
+        free(c->nodes);
+        free(c);
+}
+
+static bool simd_supports_op(void *ctx, const CvoptGraph *g, const CvoptNode *n) {
+        const CvoptTensor *x = cvopt_node_input(g, n, 0), *w = cvopt_node_input(g, n, 1);
+
+        if (((SimdContext *) ctx)->isa == Q_ISA_NONE)
+                return false;
+        if (!x || !w || !w->is_constant || w->dtype != CVOPT_DTYPE_INT8 || x->dtype != CVOPT_DTYPE_UINT8)
+                return false;
+        if (n->op == CVOPT_OP_QCONV)
+                return x->ndim == 4 && w->ndim == 4 && cvopt_node_get_int(n, "group", 1) == 1 && x->dims[0] == 1;
+        return n->op == CVOPT_OP_QGEMM && x->ndim == 2 && w->ndim == 2;
+}
+
+static int simd_prepare_node(void *ctx, const CvoptGraph *g, const CvoptNode *n, uint32_t node_index) {
+        SimdContext *c = ctx;
+        SimdNode *s = &c->nodes[node_index];
+        const CvoptTensor *x = cvopt_node_input(g, n, 0), *w = cvopt_node_input(g, n, 1), *y = cvopt_node_output(g, n, 0);
+        const int64_t channels = w->dims[0], depth = cvopt_tensor_count(w) / MAX(channels, 1);
+        int r;
+
+        r = q_requant_params(n, (uint32_t) channels, y->dtype == CVOPT_DTYPE_FLOAT32, &s->params);
+        if (r < 0)
+                return r;
+        r = q_pack_weights(c->isa, w->data, channels, depth, &s->weights);
+        if (r < 0)
+                return r;
+        if (n->op == CVOPT_OP_QCONV) {
+                r = q_window_init(n, x->dims[2], x->dims[3], w->dims[2], w->dims[3], false, &s->window);
+                if (r < 0)
+                        return r;
+                s->pixels = s->window.out_h * s->window.out_w;
+                s->pixels_padded = DIV_ROUND_UP(s->pixels, Q_PIXEL_BLOCK) * Q_PIXEL_BLOCK;
+                /* Zeroed once: the padding rows (k >= depth) and padding
+                 * pixels are never written, so they stay 0. */
+                s->cols = calloc(1, q_cols_bytes(&s->weights, s->pixels));
+                s->acc = malloc((size_t) (channels * s->pixels_padded) * sizeof(int32_t));
+        } else {
+                s->row = calloc((size_t) s->weights.row_length, 1);
+                s->acc = malloc((size_t) channels * sizeof(int32_t));
+        }
+        if ((n->op == CVOPT_OP_QCONV && !s->cols) || !s->acc || (n->op == CVOPT_OP_QGEMM && !s->row))
+                return -ENOMEM;
+        s->prepared = true;
+        return 0;
+}
+
+/* Unrolls the input into the packed column layout of the kernels. */
+static void simd_im2col(const SimdNode *s, const CvoptTensor *x, uint8_t pad) {
+        const QWindow *win = &s->window;
+        const int64_t in_c = x->dims[1], in_h = x->dims[2], in_w = x->dims[3];
+        const int step = s->weights.step;
+        const uint8_t *xd = x->data;
+
+        for (int64_t ch = 0; ch < in_c; ch++)
+                for (int64_t kh = 0; kh < win->kernel_h; kh++)
+                        for (int64_t kw = 0; kw < win->kernel_w; kw++) {
+                                const int64_t k = (ch * win->kernel_h + kh) * win->kernel_w + kw;
+                                const size_t base = (size_t) (k / step) * (size_t) s->pixels_padded * (size_t) step +
+                                                    (size_t) (k % step);
+                                const uint8_t *plane = xd + ch * in_h * in_w;
+
+                                for (int64_t oy = 0; oy < win->out_h; oy++) {
+                                        const int64_t iy = oy * win->stride_h - win->pad_top + kh * win->dilation_h;
+                                        const bool row_inside = iy >= 0 && iy < in_h;
+
+                                        for (int64_t ox = 0; ox < win->out_w; ox++) {
+                                                const int64_t ix = ox * win->stride_w - win->pad_left + kw * win->dilation_w;
+                                                const uint8_t v = row_inside && ix >= 0 && ix < in_w ? plane[iy * in_w + ix] : pad;
+                                                const size_t at = base + (size_t) (oy * win->out_w + ox) * (size_t) step;
+
+                                                if (step == 4)
+                                                        ((uint8_t *) s->cols)[at] = v;
+                                                else
+                                                        ((int16_t *) s->cols)[at] = v;
+                                        }
+                                }
+                        }
+}
+
+static int simd_run_node(void *ctx, const CvoptGraph *g, const CvoptNode *n, uint32_t node_index,
+                         const CvoptTensor *const *inputs, CvoptTensor *const *outputs) {
+        SimdContext *c = ctx;
+        SimdNode *s = &c->nodes[node_index];
+        const CvoptTensor *x = inputs[0], *b = n->n_inputs > 2 ? inputs[2] : NULL;
+        const int32_t *bias = b ? b->data : NULL;
+        CvoptTensor *y = outputs[0];
+        const int64_t channels = s->weights.channels;
+
+        (void) g;
+        if (!s->prepared)
+                return -CVOPT_E_BACKEND;
+        if (n->op == CVOPT_OP_QCONV) {
+                simd_im2col(s, x, (uint8_t) q_zero_point(x));
+                q_gemm(&s->weights, s->cols, s->pixels_padded, s->acc);
+                for (int64_t oc = 0; oc < channels; oc++) {
+                        const int32_t *row = s->acc + oc * s->pixels_padded;
+                        const int32_t start = bias ? bias[oc] : 0;
+
+                        for (int64_t p = 0; p < s->pixels; p++)
+                                q_store(&s->params, y, (uint32_t) oc, start + row[p], y->data, (size_t) (oc * s->pixels + p));
+                }
+                return 0;
+        }
+        const int64_t rows = x->dims[0], depth = x->dims[1];
+        for (int64_t i = 0; i < rows; i++) {
+                memcpy(s->row, (const uint8_t *) x->data + i * depth, (size_t) depth);
+                q_gemv(&s->weights, s->row, s->acc);
+                for (int64_t j = 0; j < channels; j++)
+                        q_store(&s->params, y, (uint32_t) j, (bias ? bias[j] : 0) + s->acc[j], y->data,
+                                (size_t) (i * channels + j));
+        }
+        return 0;
+}
+
+const Backend backend_cpu_simd = {
+        .name = "cpu-simd",
+        .init = simd_init,
+        .done = simd_done,
+        .supports_op = simd_supports_op,
+        .prepare_node = simd_prepare_node,
+        .run_node = simd_run_node,
+};
