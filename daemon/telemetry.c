@@ -56,7 +56,8 @@ uint64_t histogram_quantile(const Histogram *h, double q) {
         for (unsigned b = 0; b < HISTOGRAM_BUCKETS; b++) {
                 seen += h->buckets[b];
                 if (seen >= rank)
-                        return MIN(histogram_bucket_upper(b), h->max);
+                        /* The last bucket also holds everything above its range. */
+                        return b == HISTOGRAM_BUCKETS - 1 ? h->max : MIN(histogram_bucket_upper(b), h->max);
         }
         return h->max;
 }
