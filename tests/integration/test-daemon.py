@@ -695,7 +695,29 @@ def case_doc_client():
     d.stop()
 
 
+def case_int8():
+    """An int8 model from `cvopt optimize` serves through the same pipeline
+    (its graph quantizes the float input itself)."""
+    q = os.path.join(TMP, "int8.cvm")
+    subprocess.run([os.environ["CVOPT"], "optimize", model(), "-o", q, "--calib", "fashion-mnist:train",
+                    "--val", "fashion-mnist:test", "--val-limit", "200", "--train-sample", "0",
+                    "--calib-count", "128"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ref, truth = reference(model(), 10000)
+    d = Daemon("replay:fashion-mnist:test,fps=100,loop", model_path=q)
+    c = Client()
+    c.request("subscribe")
+    res = wait_results(c, 200)
+    agree = sum(ref[r["frame_seq"]] == r["class"] for r in res) / len(res)
+    acc = sum(truth[r["frame_seq"]] == r["class"] for r in res) / len(res)
+    log("int8 model: accuracy %.1f%%, agreement with the float model %.1f%%" % (acc * 100, agree * 100))
+    check(agree >= 0.95, "int8 results agree with the float model's on >= 95% of frames")
+    check(contiguous(res), "no result lost")
+    c.close()
+    d.stop()
+
+
 CASES = {
+    "int8": case_int8,
     "doc-client": case_doc_client,
     "activation": case_activation,
     "config": case_config,
