@@ -716,7 +716,24 @@ def case_int8():
     d.stop()
 
 
+def case_replay_formats():
+    """Every frame format the preprocessing reads gives the engine's labels."""
+    ref, _ = reference(model(), 10000)
+    for fmt, size in (("nv12", "640x480"), ("grey", "320x240"), ("rgb24", "160x120"), ("yuyv", "28x28")):
+        w, h = size.split("x")
+        d = Daemon("replay:fashion-mnist:test,fps=100,loop",
+                   "[camera]\nformat = %s\nwidth = %s\nheight = %s\n" % (fmt, w, h))
+        c = Client()
+        c.request("subscribe")
+        res = wait_results(c, 60)
+        agree = sum(ref[r["frame_seq"]] == r["class"] for r in res)
+        check(agree >= 59, "%s %s: labels match the engine's (%d/60)" % (fmt, size, agree))
+        c.close()
+        d.stop()
+
+
 CASES = {
+    "replay-formats": case_replay_formats,
     "int8": case_int8,
     "doc-client": case_doc_client,
     "activation": case_activation,
