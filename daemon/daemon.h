@@ -69,6 +69,12 @@ int daemon_reload(Daemon *d, const char *path, uint64_t client_id, json_t *reque
 /* Protocol (protocol.c). */
 void protocol_handle_line(void *userdata, Client *c, const char *line, size_t len);
 void protocol_handle_oversize(void *userdata, Client *c);
+/* The checks every request line goes through (UTF-8, JSON, object, "v",
+ * "cmd"): 0 with the request, or -EINVAL with the error code and message
+ * (and the request, if it was an object, for its id). Pure: fuzzed. */
+int protocol_parse_request(const char *line, size_t len, json_t **ret_request, const char **ret_code,
+                           char *message, size_t message_size);
+int protocol_decode_base64(const char *in, size_t len, uint8_t **ret, size_t *ret_size);
 void protocol_send_result(Client *c, json_t *request_id, json_t *result);
 void protocol_send_error(Client *c, json_t *request_id, const char *code, const char *format, ...) _printf_(4, 5);
 json_t *model_info_json(const Inference *inf);

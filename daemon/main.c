@@ -164,37 +164,6 @@ static int on_outbox(sd_event_source *es, int fd, uint32_t revents, void *userda
         return 0;
 }
 
-int daemon_reload(Daemon *d, const char *path, uint64_t client_id, json_t *request_id) {
-        Inference *inf = NULL;
-        const char *p = path ? path : d->conf.model_path;
-
-        notify_reloading(d);
-        d->reloading = true;
-        int r = inference_load(p, &d->conf, &inf);
-        if (r < 0) {
-                d->reload_failures++;
-                d->reloading = false;
-                log_error("reload failed, model %s keeps serving: %s", d->model_id, cvopt_error_detail());
-                notify_ready(d, NULL);
-                return r;
-        }
-        Job *job = calloc(1, sizeof *job);
-        if (!job) {
-                inference_free(inf);
-                d->reloading = false;
-                notify_ready(d, NULL);
-                return cvopt_error_set(-ENOMEM, "out of memory");
-        }
-        json_decref(d->pending_model_info);
-        d->pending_model_info = model_info_json(inf);
-        job->kind = JOB_SWAP_MODEL;
-        job->inference = inf;
-        job->client_id = client_id;
-        job->request_id = json_incref(request_id);
-        pipeline_submit(d->pipeline, job);
-        return 0;
-}
-
 static int on_signal(sd_event_source *es, const struct signalfd_siginfo *si, void *userdata) {
         Daemon *d = userdata;
         (void) es;

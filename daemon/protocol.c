@@ -238,44 +238,76 @@ static const Command commands[] = {
         { "resume", true, cmd_resume },
 };
 
-void protocol_handle_line(void *userdata, Client *c, const char *line, size_t len) {
-        Daemon *d = userdata;
+int protocol_parse_request(const char *line, size_t len, json_t **ret_request, const char **ret_code,
+                           char *message, size_t message_size) {
         json_error_t err;
         size_t bad;
 
-        if (!utf8_valid((const unsigned char *) line, len, &bad))
-                return protocol_send_error(c, NULL, "bad-encoding", "request is not valid UTF-8 (byte %zu)", bad);
-        json_t *req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &err);
-        if (!req)
-                return protocol_send_error(c, NULL, "parse-error", "invalid JSON at column %d: %s", err.column, err.text);
-        json_t *id = json_object_get(req, "id");
-        json_t *cmd = json_object_get(req, "cmd");
-        json_t *v = json_object_get(req, "v");
-
-        if (!json_is_object(req))
-                protocol_send_error(c, NULL, "bad-request", "request must be a JSON object");
-        else if (v && !(json_is_integer(v) && json_integer_value(v) == PROTOCOL_VERSION))
-                protocol_send_error(c, id, "bad-version", "this daemon speaks protocol version %d", PROTOCOL_VERSION);
-        else if (!json_is_string(cmd))
-                protocol_send_error(c, id, "bad-request", "request needs \"cmd\", a string");
-        else {
-                const Command *found = NULL;
-                for (size_t i = 0; i < ELEMENTSOF(commands); i++)
-                        if (streq(commands[i].name, json_string_value(cmd)))
-                                found = &commands[i];
-                if (!found) {
-                        /* Quote at most 64 bytes of the unknown name back. */
-                        protocol_send_error(c, id, "unknown-command", "unknown command \"%.64s\"", json_string_value(cmd));
-                } else if (found->admin && !c->admin) {
-                        log_notice("refused %s from uid %u pid %d: not an admin", found->name, (unsigned) c->cred.uid,
-                                   (int) c->cred.pid);
-                        protocol_send_error(c, id, "permission-denied",
-                                            "%s is an admin command; uid %u is not in [server] admin_uids/admin_groups",
-                                            found->name, (unsigned) c->cred.uid);
-                } else
-                        found->run(d, c, id, req);
+        if (!utf8_valid((const unsigned char *) line, len, &bad)) {
+                *ret_code = "bad-encoding";
+                snprintf(message, message_size, "request is not valid UTF-8 (byte %zu)", bad);
+                return -EINVAL;
         }
+        json_t *req = json_loadb(line, len, JSON_REJECT_DUPLICATES, &err);
+        if (!req) {
+                *ret_code = "parse-error";
+                snprintf(message, message_size, "invalid JSON at column %d: %s", err.column, err.text);
+                return -EINVAL;
+        }
+        json_t *v = json_object_get(req, "v");
+        if (!json_is_object(req)) {
+                *ret_code = "bad-request";
+                snprintf(message, message_size, "request must be a JSON object");
+        } else if (v && !(json_is_integer(v) && json_integer_value(v) == PROTOCOL_VERSION)) {
+                *ret_code = "bad-version";
+                snprintf(message, message_size, "this daemon speaks protocol version %d", PROTOCOL_VERSION);
+        } else if (!json_is_string(json_object_get(req, "cmd"))) {
+                *ret_code = "bad-request";
+                snprintf(message, message_size, "request needs \"cmd\", a string");
+        } else {
+                *ret_request = req;
+                return 0;
+        }
+        /* The id is echoed even in an error, when the request had one. */
+        *ret_request = json_is_object(req) ? req : NULL;
+        if (!*ret_request)
+                json_decref(req);
+        return -EINVAL;
+}
+
+void protocol_handle_line(void *userdata, Client *c, const char *line, size_t len) {
+        Daemon *d = userdata;
+        json_t *req = NULL;
+        const char *code;
+        char message[512];
+
+        if (protocol_parse_request(line, len, &req, &code, message, sizeof message) < 0) {
+                protocol_send_error(c, req ? json_object_get(req, "id") : NULL, code, "%s", message);
+                json_decref(req);
+                return;
+        }
+        json_t *id = json_object_get(req, "id");
+        const char *cmd = json_string_value(json_object_get(req, "cmd"));
+        const Command *found = NULL;
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                if (streq(commands[i].name, cmd))
+                        found = &commands[i];
+        if (!found) {
+                /* Quote at most 64 bytes of the unknown name back. */
+                protocol_send_error(c, id, "unknown-command", "unknown command \"%.64s\"", cmd);
+        } else if (found->admin && !c->admin) {
+                log_notice("refused %s from uid %u pid %d: not an admin", found->name, (unsigned) c->cred.uid,
+                           (int) c->cred.pid);
+                protocol_send_error(c, id, "permission-denied",
+                                    "%s is an admin command; uid %u is not in [server] admin_uids/admin_groups",
+                                    found->name, (unsigned) c->cred.uid);
+        } else
+                found->run(d, c, id, req);
         json_decref(req);
+}
+
+int protocol_decode_base64(const char *in, size_t len, uint8_t **ret, size_t *ret_size) {
+        return base64_decode(in, len, ret, ret_size);
 }
 
 void protocol_handle_oversize(void *userdata, Client *c) {
