@@ -87,6 +87,12 @@ static int pixels_yuyv(void *userdata, uint32_t y, uint32_t x_begin, uint32_t x_
         const FramePixels *fp = userdata;
         const uint8_t *line = fp->frame->data + (size_t) y * fp->frame->bytes_per_line;
         uint32_t C = cvopt_color_channels(fp->color);
+        /* The common case for gray models: luma is every other byte. */
+        if (fp->color == CVOPT_COLOR_GRAY && fp->frame->full_range) {
+                for (uint32_t x = x_begin; x < x_end; x++)
+                        row[x - x_begin] = line[(size_t) x * 2];
+                return 0;
+        }
         for (uint32_t x = x_begin; x < x_end; x++) {
                 const uint8_t *pair = line + (size_t) (x & ~1u) * 2;
                 yuv_emit(fp, pair[(x & 1) * 2], pair[1], pair[3], row + (size_t) (x - x_begin) * C);
