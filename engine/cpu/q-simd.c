@@ -112,3 +112,27 @@ void q_gemv(const QPackedWeights *w, const uint8_t *x, int32_t *acc) {
         abort();
 #endif
 }
+
+void q_requant_row(QIsa isa, const int32_t *acc, int64_t n, int32_t bias, int32_t multiplier, int32_t shift,
+                   int32_t zero_point, int32_t out_min, int32_t out_max, uint8_t *out) {
+#if defined(__x86_64__)
+        if (isa == Q_ISA_AVX512_VNNI)
+                q_requant_row_vnni(acc, n, bias, multiplier, shift, zero_point, out_min, out_max, out);
+        else
+                q_requant_row_avx2(acc, n, bias, multiplier, shift, zero_point, out_min, out_max, out);
+#else
+        (void) isa, (void) acc, (void) n, (void) bias, (void) multiplier, (void) shift, (void) zero_point,
+                (void) out_min, (void) out_max, (void) out;
+        abort();
+#endif
+}
+
+void q_maxpool2(QIsa isa, const uint8_t *x, int64_t height, int64_t width, uint8_t *y) {
+#if defined(__x86_64__)
+        (void) isa; /* AVX-512 adds nothing here over AVX2 at these sizes. */
+        q_maxpool2_avx2(x, height, width, y);
+#else
+        (void) isa, (void) x, (void) height, (void) width, (void) y;
+        abort();
+#endif
+}

@@ -68,8 +68,21 @@ void q_gemm(const QPackedWeights *w, const void *cols, int64_t pixels_padded, in
  * row_length with zeros by the caller: the buffer must be that long). */
 void q_gemv(const QPackedWeights *w, const uint8_t *x, int32_t *acc);
 
+/* out[i] = cvopt_requantize(acc[i] + bias, ...) for a row of n values of
+ * one channel, vectorized. */
+void q_requant_row(QIsa isa, const int32_t *acc, int64_t n, int32_t bias, int32_t multiplier, int32_t shift,
+                   int32_t zero_point, int32_t out_min, int32_t out_max, uint8_t *out);
+
+/* 2x2 stride-2 max pool of one uint8 plane (even height and width). */
+void q_maxpool2(QIsa isa, const uint8_t *x, int64_t height, int64_t width, uint8_t *y);
+
 /* ISA kernels (x86/ files, compiled with their own flags). */
 void q_gemm_avx2(const QPackedWeights *w, const void *cols, int64_t pixels_padded, int32_t *acc);
 void q_gemv_avx2(const QPackedWeights *w, const uint8_t *x, int32_t *acc);
 void q_gemm_vnni(const QPackedWeights *w, const void *cols, int64_t pixels_padded, int32_t *acc);
 void q_gemv_vnni(const QPackedWeights *w, const uint8_t *x, int32_t *acc);
+void q_maxpool2_avx2(const uint8_t *x, int64_t height, int64_t width, uint8_t *y);
+void q_requant_row_avx2(const int32_t *acc, int64_t n, int32_t bias, int32_t multiplier, int32_t shift,
+                        int32_t zero_point, int32_t out_min, int32_t out_max, uint8_t *out);
+void q_requant_row_vnni(const int32_t *acc, int64_t n, int32_t bias, int32_t multiplier, int32_t shift,
+                        int32_t zero_point, int32_t out_min, int32_t out_max, uint8_t *out);

@@ -60,11 +60,26 @@ static void simd_done(void *ctx) {
         free(c);
 }
 
+/* The 2x2 stride-2 max pool without padding on even sizes: the one shape
+ * the fast kernel covers (every other pool runs on the reference). */
+static bool is_maxpool2(const CvoptNode *n, const CvoptTensor *x) {
+        static const int64_t two[2] = { 2, 2 }, one[2] = { 1, 1 }, zero[4] = { 0, 0, 0, 0 };
+        const CvoptAttr *k = cvopt_node_attr(n, "kernel_shape"), *s = cvopt_node_attr(n, "strides");
+        const CvoptAttr *p = cvopt_node_attr(n, "pads"), *d = cvopt_node_attr(n, "dilations");
+
+        return x && x->dtype == CVOPT_DTYPE_UINT8 && x->ndim == 4 && x->dims[2] % 2 == 0 && x->dims[3] % 2 == 0 && k &&
+               k->count == 2 && !memcmp(k->ints, two, sizeof(two)) && s && s->count == 2 && !memcmp(s->ints, two, sizeof(two)) &&
+               (!p || (p->count == 4 && !memcmp(p->ints, zero, sizeof(zero)))) &&
+               (!d || (d->count == 2 && !memcmp(d->ints, one, sizeof(one))));
+}
+
 static bool simd_supports_op(void *ctx, const CvoptGraph *g, const CvoptNode *n) {
         const CvoptTensor *x = cvopt_node_input(g, n, 0), *w = cvopt_node_input(g, n, 1);
 
         if (((SimdContext *) ctx)->isa == Q_ISA_NONE)
                 return false;
+        if (n->op == CVOPT_OP_QMAX_POOL)
+                return is_maxpool2(n, x);
         if (!x || !w || !w->is_constant || w->dtype != CVOPT_DTYPE_INT8 || x->dtype != CVOPT_DTYPE_UINT8)
                 return false;
         if (n->op == CVOPT_OP_QCONV)
@@ -75,6 +90,11 @@ static bool simd_supports_op(void *ctx, const CvoptGraph *g, const CvoptNode *n)
 static int simd_prepare_node(void *ctx, const CvoptGraph *g, const CvoptNode *n, uint32_t node_index) {
         SimdContext *c = ctx;
         SimdNode *s = &c->nodes[node_index];
+
+        if (n->op == CVOPT_OP_QMAX_POOL) {
+                s->prepared = true;
+                return 0;
+        }
         const CvoptTensor *x = cvopt_node_input(g, n, 0), *w = cvopt_node_input(g, n, 1), *y = cvopt_node_output(g, n, 0);
         const int64_t channels = w->dims[0], depth = cvopt_tensor_count(w) / MAX(channels, 1);
         int r;
@@ -145,23 +165,41 @@ static int simd_run_node(void *ctx, const CvoptGraph *g, const CvoptNode *n, uin
         const CvoptTensor *x = inputs[0], *b = n->n_inputs > 2 ? inputs[2] : NULL;
         const int32_t *bias = b ? b->data : NULL;
         CvoptTensor *y = outputs[0];
-        const int64_t channels = s->weights.channels;
 
         (void) g;
         if (!s->prepared)
                 return -CVOPT_E_BACKEND;
+        if (n->op == CVOPT_OP_QMAX_POOL) {
+                const int64_t planes = x->dims[0] * x->dims[1], h = x->dims[2], w = x->dims[3];
+
+                for (int64_t p = 0; p < planes; p++)
+                        q_maxpool2(c->isa, (const uint8_t *) x->data + p * h * w, h, w, (uint8_t *) y->data + p * (h / 2) * (w / 2));
+                return 0;
+        }
         if (n->op == CVOPT_OP_QCONV) {
+                const int64_t channels = s->weights.channels;
+
                 simd_im2col(s, x, (uint8_t) q_zero_point(x));
                 q_gemm(&s->weights, s->cols, s->pixels_padded, s->acc);
                 for (int64_t oc = 0; oc < channels; oc++) {
                         const int32_t *row = s->acc + oc * s->pixels_padded;
                         const int32_t start = bias ? bias[oc] : 0;
+                        const QRequantParams *q = &s->params;
 
+                        if (!q->out_scale && !q->lut) {
+                                uint32_t k = q->count == 1 ? 0 : (uint32_t) oc;
+
+                                q_requant_row(c->isa, row, s->pixels, start, (int32_t) q->multiplier[k], (int32_t) q->shift[k],
+                                              q_zero_point(y), q->out_min, q->out_max,
+                                              (uint8_t *) y->data + oc * s->pixels);
+                                continue;
+                        }
                         for (int64_t p = 0; p < s->pixels; p++)
-                                q_store(&s->params, y, (uint32_t) oc, start + row[p], y->data, (size_t) (oc * s->pixels + p));
+                                q_store(q, y, (uint32_t) oc, start + row[p], y->data, (size_t) (oc * s->pixels + p));
                 }
                 return 0;
         }
+        const int64_t channels = s->weights.channels;
         const int64_t rows = x->dims[0], depth = x->dims[1];
         for (int64_t i = 0; i < rows; i++) {
                 memcpy(s->row, (const uint8_t *) x->data + i * depth, (size_t) depth);

@@ -204,6 +204,20 @@ def model_checks(tmp):
     with open(logits, "rb") as f:
         values = struct.unpack("<10f", f.read())
     check(max(range(10), key=lambda i: values[i]) == res_raw[0]["class"], "argmax of the logits is the class")
+    # Several inputs back to back: one run each, outputs concatenated in order.
+    raw2 = os.path.join(tmp, "input2.bin")
+    with open(raw, "rb") as f:
+        one = f.read()
+    with open(raw2, "wb") as f:
+        f.write(one + bytes(len(one)) + one)
+    logits2 = os.path.join(tmp, "logits2.bin")
+    res_raw2 = run_json(cvm, [], ["--input-raw", raw2, "--logits-out", logits2])
+    check([r["image"] for r in res_raw2] == [raw2 + "[0]", raw2 + "[1]", raw2 + "[2]"],
+          f"a batch file gives one result per input, named FILE[i]: {[r['image'] for r in res_raw2]}")
+    with open(logits2, "rb") as f:
+        values2 = struct.unpack("<30f", f.read())
+    check(values2[:10] == values and values2[20:] == values and values2[10:20] != values,
+          "batch outputs are concatenated in input order")
     short = os.path.join(tmp, "short.bin")
     with open(short, "wb") as f:
         f.write(b"\0" * 100)

@@ -154,9 +154,80 @@ static void test_simd_matches_reference(void **state) {
         }
 }
 
+/* The 2x2 stride-2 max pool: odd channel counts and widths that leave
+ * every remainder of the 32-wide loop. */
+static void test_maxpool2(void **state) {
+        static const int64_t shapes[][3] = { { 32, 28, 28 }, { 3, 14, 14 }, { 5, 10, 70 }, { 1, 2, 2 }, { 2, 6, 130 } };
+        (void) state;
+
+        if (q_isa_detect() == Q_ISA_NONE)
+                skip();
+        for (size_t t = 0; t < ELEMENTSOF(shapes); t++) {
+                _cleanup_(cvopt_graph_freep) CvoptGraph *g = NULL;
+                _cleanup_(cvopt_session_freep) CvoptSession *ref = NULL, *simd = NULL;
+                int64_t dims[4] = { 1, shapes[t][0], shapes[t][1], shapes[t][2] }, two[2] = { 2, 2 };
+                int32_t ix, iy;
+
+                assert_int_equal(cvopt_graph_new(&g), 0);
+                assert_int_equal(cvopt_graph_add_tensor(g, "x", CVOPT_DTYPE_UINT8, 4, dims, &ix), 0);
+                assert_int_equal(cvopt_graph_add_tensor(g, "y", CVOPT_DTYPE_UINT8, 0, NULL, &iy), 0);
+                set_quant(&g->tensors[ix], 0.1f, 9);
+                set_quant(&g->tensors[iy], 0.1f, 9);
+                assert_int_equal(cvopt_graph_add_node(g, "pool", CVOPT_OP_QMAX_POOL, 1, &ix, 1, &iy, NULL), 0);
+                assert_int_equal(cvopt_node_set_ints(&g->nodes[0], "kernel_shape", 2, two), 0);
+                assert_int_equal(cvopt_node_set_ints(&g->nodes[0], "strides", 2, two), 0);
+                assert_int_equal(cvopt_graph_set_inputs(g, 1, &ix), 0);
+                assert_int_equal(cvopt_graph_set_outputs(g, 1, &iy), 0);
+                assert_int_equal(cvopt_graph_infer_shapes(g), 0);
+                assert_int_equal(cvopt_session_new(g, &(CvoptSessionOptions) { .backend = "cpu-ref" }, &ref), 0);
+                assert_int_equal(cvopt_session_new(g, &(CvoptSessionOptions) { .backend = "cpu-simd" }, &simd), 0);
+                CvoptTensor *a = cvopt_session_input(ref, 0), *b = cvopt_session_input(simd, 0);
+                for (size_t i = 0; i < cvopt_tensor_bytes(a); i++)
+                        ((uint8_t *) a->data)[i] = ((uint8_t *) b->data)[i] = (uint8_t) rng();
+                assert_int_equal(cvopt_session_run(ref), 0);
+                assert_int_equal(cvopt_session_run(simd), 0);
+                assert_string_equal(cvopt_session_node_backend_name(simd, 0), "cpu-simd");
+                assert_memory_equal(cvopt_session_output(ref, 0)->data, cvopt_session_output(simd, 0)->data,
+                                    cvopt_tensor_bytes(cvopt_session_output(ref, 0)));
+        }
+}
+
+/* The vectorized requantization against the scalar formula, over every
+ * multiplier size (shifts 1..62), both clamps and odd lengths. */
+static void test_requant_row(void **state) {
+        QIsa best = q_isa_detect();
+        int32_t acc[67];
+        uint8_t want[67], got[67];
+        (void) state;
+
+        if (best == Q_ISA_NONE)
+                skip();
+        for (int trial = 0; trial < 3000; trial++) {
+                double real = ldexp(1.0 + (rng() % 1000) / 1000.0, (int) (rng() % 60) - 45);
+                int32_t m, sh, zp = (int32_t) (rng() % 256), lo = (int32_t) (rng() % 40), hi = 215 + (int32_t) (rng() % 41);
+                int32_t bias = (int32_t) (rng() % 2000001) - 1000000;
+                int64_t n = rng() % 67;
+
+                if (cvopt_quantize_multiplier(real, &m, &sh) < 0)
+                        continue;
+                for (int64_t i = 0; i < n; i++)
+                        acc[i] = (int32_t) (rng() % 2000000001u) - 1000000000 - bias / 2;
+                for (int64_t i = 0; i < n; i++)
+                        want[i] = cvopt_requantize(acc[i] + bias, m, sh, zp, lo, hi);
+                for (QIsa isa = Q_ISA_AVX2; isa <= best; isa++) {
+                        memset(got, 0xAA, sizeof(got));
+                        q_requant_row(isa, acc, n, bias, m, sh, zp, lo, hi, got);
+                        if (memcmp(want, got, (size_t) n) != 0)
+                                fail_msg("%s requantization differs (m %d, shift %d, zp %d)", q_isa_name(isa), m, sh, zp);
+                }
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_simd_matches_reference),
+                cmocka_unit_test(test_requant_row),
+                cmocka_unit_test(test_maxpool2),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -184,6 +184,19 @@ static void describe(const QuantizeReport *layers, OptimizeReport *report) {
                         at8++;
         }
         used = strlen(report->summary);
+        uint64_t weights = 0, zeros = 0;
+        unsigned sparse_layers = 0;
+        for (uint32_t i = 0; i < layers->n_layers; i++) {
+                const LayerReport *l = &layers->layers[i];
+
+                weights += l->params;
+                zeros += (uint64_t) (l->sparsity * (double) l->params);
+                sparse_layers += l->sparsity >= 0.25;
+        }
+        if (sparse_layers && !strstr(report->summary, "Pruned") && !strstr(report->summary, "Removed"))
+                used += (size_t) snprintf(report->summary + used, sizeof(report->summary) - used,
+                                          "Pruned (OBS) %u layers to at least 25%% zeros; %.1f%% of all weights are 0. ",
+                                          sparse_layers, weights ? 100.0 * (double) zeros / (double) weights : 0.0);
         used += (size_t) snprintf(report->summary + used, sizeof(report->summary) - used,
                                  "Quantized %u of %u weighted layers: %u with 8-bit and %u with 4-bit weights "
                                  "(%llu of %llu parameters quantized); %u left in float. ",

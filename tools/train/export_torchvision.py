@@ -5,8 +5,15 @@ The weights are random (weights=None, torch.manual_seed(0)): the point is to
 check that cvopt imports and runs the graphs real teams use and gives the
 same numbers as PyTorch and ONNX Runtime, not to classify anything, and
 there is no network to fetch pretrained weights. BatchNorm running
-statistics are made non-trivial (see randomize_batchnorm) so that a wrong BN
-folding shows up as a wrong logit.
+statistics are made non-trivial (see randomize_batchnorm), as in a trained
+network.
+
+The graphs are what torch 1.13 emits with constant folding: resnet18 has
+Conv/Relu/MaxPool/Add/GlobalAveragePool/Flatten/Gemm; mobilenet_v2 adds Clip
+(ReLU6, min/max as Constant inputs); squeezenet1_1 has Concat and Identity
+nodes (the exporter links equal initializers through Identity);
+shufflenet_v2_x1_0 has the channel-shuffle and split ops
+(Shape/Gather/Div/Mul/Slice/Reshape/Transpose, ReduceMean for the pooling).
 
 For each model NAME this writes, into the output directory:
     NAME.onnx               opset 13, input "input" 1x3x224x224, output "logits" 1x1000
@@ -34,8 +41,10 @@ def randomize_batchnorm(model, generator):
 
         A freshly constructed BN layer has mean 0, variance 1, weight 1 and
         bias 0 (torchvision even zero-initialises some of them), which makes
-        it almost an identity: an importer that ignored BN would still match.
-        Trained networks never look like that."""
+        it almost an identity; trained networks never look like that. The
+        eval-mode export folds BN into the convolutions, so these values end
+        up as per-channel scales and biases of the Conv weights, which is
+        what an importer sees in ONNX files exported this usual way."""
         for module in model.modules():
                 if isinstance(module, torch.nn.BatchNorm2d):
                         c = module.num_features

@@ -5,8 +5,10 @@
  * bit-identical contract.) Compiled with -mavx2; called only when the CPU
  * has it. */
 #include <immintrin.h>
+#include <string.h>
 
 #include "cpu/q-simd.h"
+#include "cvopt/quant.h"
 #include "macro.h"
 
 /* 4 rows x 2 vectors of 8 pixels: 8 accumulators, 2 loads and a broadcast
@@ -92,5 +94,80 @@ void q_gemv_avx2(const QPackedWeights *w, const uint8_t *x, int32_t *acc) {
                         s = _mm256_add_epi32(s, _mm256_madd_epi16(v, _mm256_loadu_si256((const __m256i *) (rows + c * length + k))));
                 }
                 acc[c] = hsum(s);
+        }
+}
+
+/* 64-bit clamp from compares, which AVX2 has (max/min of 64-bit lanes it
+ * does not). */
+static inline __m256i clamp_epi64(__m256i v, __m256i lo, __m256i hi) {
+        v = _mm256_blendv_epi8(v, lo, _mm256_cmpgt_epi64(lo, v));
+        return _mm256_blendv_epi8(v, hi, _mm256_cmpgt_epi64(v, hi));
+}
+
+/* As q_requant_row_vnni, 8 lanes at a time. AVX2 has no 64-bit arithmetic
+ * shift: the rounded product is offset by 2^62 (|acc * m + round| < 2^62 + 2^61,
+ * so the sum is non-negative and fits 64 unsigned bits), shifted logically,
+ * and 2^(62 - shift) taken off again: the same floor division. */
+void q_requant_row_avx2(const int32_t *acc, int64_t n, int32_t bias, int32_t multiplier, int32_t shift,
+                        int32_t zero_point, int32_t out_min, int32_t out_max, uint8_t *out) {
+        const __m256i vbias = _mm256_set1_epi32(bias), vm = _mm256_set1_epi64x(multiplier);
+        const __m256i offset = _mm256_set1_epi64x(((int64_t) 1 << (shift - 1)) + ((int64_t) 1 << 62));
+        const __m256i unoffset = _mm256_set1_epi64x((int64_t) 1 << (62 - shift));
+        const __m256i lo = _mm256_set1_epi64x((int64_t) out_min - zero_point);
+        const __m256i hi = _mm256_set1_epi64x((int64_t) out_max - zero_point);
+        const __m256i vzp = _mm256_set1_epi32(zero_point);
+        /* Low byte of each 32-bit lane, within each 128-bit half. */
+        const __m256i bytes = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                               0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+        const __m128i count = _mm_cvtsi32_si128(shift);
+        int64_t i = 0;
+
+        for (; i + 8 <= n; i += 8) {
+                __m256i v = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *) (acc + i)), vbias);
+                __m256i even = _mm256_mul_epi32(v, vm);
+                __m256i odd = _mm256_mul_epi32(_mm256_srli_epi64(v, 32), vm);
+
+                even = _mm256_sub_epi64(_mm256_srl_epi64(_mm256_add_epi64(even, offset), count), unoffset);
+                odd = _mm256_sub_epi64(_mm256_srl_epi64(_mm256_add_epi64(odd, offset), count), unoffset);
+                even = clamp_epi64(even, lo, hi);
+                odd = clamp_epi64(odd, lo, hi);
+                v = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+                v = _mm256_shuffle_epi8(_mm256_add_epi32(v, vzp), bytes);
+                uint32_t low = (uint32_t) _mm256_extract_epi32(v, 0), high = (uint32_t) _mm256_extract_epi32(v, 4);
+                memcpy(out + i, &low, 4);
+                memcpy(out + i + 4, &high, 4);
+        }
+        for (; i < n; i++)
+                out[i] = cvopt_requantize(acc[i] + bias, multiplier, shift, zero_point, out_min, out_max);
+}
+
+/* 2x2 stride-2 max pooling of one uint8 plane (height and width even, no
+ * padding): the common CNN downsampling. Vertical max of two rows, then
+ * the max of each horizontal byte pair, packed back to bytes; 32 outputs
+ * per iteration. Max commutes with the affine map, so no requantization. */
+void q_maxpool2_avx2(const uint8_t *x, int64_t height, int64_t width, uint8_t *y) {
+        const __m256i low_bytes = _mm256_set1_epi16(0x00ff);
+        const int64_t out_h = height / 2, out_w = width / 2;
+
+        for (int64_t oy = 0; oy < out_h; oy++) {
+                const uint8_t *r0 = x + 2 * oy * width, *r1 = r0 + width;
+                uint8_t *o = y + oy * out_w;
+                int64_t ox = 0;
+
+                for (; ox + 32 <= out_w; ox += 32) {
+                        __m256i a = _mm256_max_epu8(_mm256_loadu_si256((const __m256i *) (r0 + 2 * ox)),
+                                                    _mm256_loadu_si256((const __m256i *) (r1 + 2 * ox)));
+                        __m256i b = _mm256_max_epu8(_mm256_loadu_si256((const __m256i *) (r0 + 2 * ox + 32)),
+                                                    _mm256_loadu_si256((const __m256i *) (r1 + 2 * ox + 32)));
+
+                        a = _mm256_and_si256(_mm256_max_epu8(a, _mm256_srli_epi16(a, 8)), low_bytes);
+                        b = _mm256_and_si256(_mm256_max_epu8(b, _mm256_srli_epi16(b, 8)), low_bytes);
+                        _mm256_storeu_si256((__m256i *) (o + ox), _mm256_permute4x64_epi64(_mm256_packus_epi16(a, b), 0xd8));
+                }
+                for (; ox < out_w; ox++) {
+                        uint8_t m0 = MAX(r0[2 * ox], r0[2 * ox + 1]), m1 = MAX(r1[2 * ox], r1[2 * ox + 1]);
+
+                        o[ox] = MAX(m0, m1);
+                }
         }
 }

@@ -5,6 +5,7 @@
 #include <immintrin.h>
 
 #include "cpu/q-simd.h"
+#include "cvopt/quant.h"
 #include "macro.h"
 
 void q_gemm_vnni(const QPackedWeights *w, const void *cols, int64_t pixels_padded, int32_t *acc) {
@@ -75,4 +76,31 @@ void q_gemv_vnni(const QPackedWeights *w, const uint8_t *x, int32_t *acc) {
                         s = _mm512_dpbusd_epi32(s, _mm512_loadu_si512(x + k), _mm512_loadu_si512(rows + c * length + k));
                 acc[c] = _mm512_reduce_add_epi32(s);
         }
+}
+
+/* Requantizes one channel's row of accumulators to uint8, 16 lanes at a
+ * time, with the same integer formula as cvopt_requantize(): 64-bit
+ * products (even and odd lanes separately), rounding, arithmetic shift,
+ * clamp, zero point. */
+void q_requant_row_vnni(const int32_t *acc, int64_t n, int32_t bias, int32_t multiplier, int32_t shift,
+                        int32_t zero_point, int32_t out_min, int32_t out_max, uint8_t *out) {
+        const __m512i vbias = _mm512_set1_epi32(bias), vm = _mm512_set1_epi64(multiplier);
+        const __m512i round = _mm512_set1_epi64((int64_t) 1 << (shift - 1));
+        const __m512i lo = _mm512_set1_epi64((int64_t) out_min - zero_point), hi = _mm512_set1_epi64((int64_t) out_max - zero_point);
+        const __m512i vzp = _mm512_set1_epi32(zero_point);
+        const __m128i count = _mm_cvtsi32_si128(shift);
+        int64_t i = 0;
+
+        for (; i + 16 <= n; i += 16) {
+                __m512i v = _mm512_add_epi32(_mm512_loadu_si512(acc + i), vbias);
+                __m512i even = _mm512_mul_epi32(v, vm);
+                __m512i odd = _mm512_mul_epi32(_mm512_srli_epi64(v, 32), vm);
+
+                even = _mm512_min_epi64(_mm512_max_epi64(_mm512_sra_epi64(_mm512_add_epi64(even, round), count), lo), hi);
+                odd = _mm512_min_epi64(_mm512_max_epi64(_mm512_sra_epi64(_mm512_add_epi64(odd, round), count), lo), hi);
+                v = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
+                _mm_storeu_si128((__m128i *) (out + i), _mm512_cvtepi32_epi8(_mm512_add_epi32(v, vzp)));
+        }
+        for (; i < n; i++)
+                out[i] = cvopt_requantize(acc[i] + bias, multiplier, shift, zero_point, out_min, out_max);
 }
