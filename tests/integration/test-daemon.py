@@ -50,6 +50,26 @@ def model(variant=0):
     return _models[variant]
 
 
+def ref_model():
+    """The project's reference CNN (models/fmnist-ref.onnx) as a .cvm, made
+    by `cvopt convert`; the nearest-centroid model where it is missing."""
+    onnx = os.path.join(SRCDIR, "..", "..", "models", "fmnist-ref.onnx")
+    if not os.path.exists(onnx) or not os.environ.get("CVOPT"):
+        return model()
+    if "ref" not in _models:
+        path = os.path.join(TMP, "ref.cvm")
+        subprocess.run([os.environ["CVOPT"], "convert", onnx, "-o", path], check=True, stdout=subprocess.DEVNULL)
+        _models["ref"] = path
+    return _models["ref"]
+
+
+def cvopt_eval_top1(path, count):
+    out = subprocess.run([os.environ["CVOPT"], "eval", path, "--data", "fashion-mnist:test", "--limit",
+                          str(count), "--json"], check=True, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL).stdout
+    return json.loads(out)["top1"] / 100
+
+
 def reference(path, count):
     """Predicted class per item, as `cvopt eval` computes it (engine path)."""
     out = subprocess.run([HELPER, "eval", path, "fashion-mnist:test", str(count)], check=True,
@@ -549,8 +569,10 @@ def fakecam_env(extra=None, count=None):
 
 def case_fakecam(fmt):
     n, fps = 400, 40
+    mpath = ref_model()
+    log("model:", mpath)
     env, start = fakecam_env({"FAKECAM_FPS": str(fps)}, n)
-    d = Daemon("/dev/video-fake0", "[camera]\nformat = %s\n" % fmt, env=env, fakecam=True)
+    d = Daemon("/dev/video-fake0", "[camera]\nformat = %s\n" % fmt, env=env, fakecam=True, model_path=mpath)
     c = Client()
     c.request("subscribe")
     deadline = time.monotonic() + 10
@@ -574,7 +596,7 @@ def case_fakecam(fmt):
     check(len(res) == s["frames"]["classified"] and contiguous(res) and res[0]["seq"] == 1,
           "no result lost: %d results, %d classified, seq contiguous" % (len(res), s["frames"]["classified"]))
     check(len(res) >= 0.9 * n, "most frames classified (%d of %d; %d dropped)" % (len(res), n, s["frames"]["dropped"]))
-    ref, truth = reference(model(), n)
+    ref, truth = reference(mpath, n)
     items = [r["frame_seq"] for r in res]
     acc_daemon = sum(r["class"] == truth[r["frame_seq"]] for r in res) / len(res)
     acc_ref = sum(ref[i] == truth[i] for i in items) / len(items)
@@ -582,6 +604,13 @@ def case_fakecam(fmt):
     log("%s: daemon accuracy %.2f%%, engine (cvopt eval path) %.2f%% on the same %d items, agreement %.2f%%" % (
         fmt, acc_daemon * 100, acc_ref * 100, len(items), agree * 100))
     check(abs(acc_daemon - acc_ref) <= 0.005, "accuracy within 0.5 points of the engine's")
+    if os.environ.get("CVOPT"):
+        top1 = cvopt_eval_top1(mpath, n)
+        check(abs(top1 - sum(ref[i] == truth[i] for i in range(n)) / n) < 1e-9,
+              "the reference is what `cvopt eval` measures (%.2f%%)" % (top1 * 100))
+        if len(res) == n:
+            check(abs(acc_daemon - top1) <= 0.005, "all %d frames: daemon %.2f%% vs cvopt eval %.2f%%" % (
+                n, acc_daemon * 100, top1 * 100))
     lat = s["latency_usec"]
     log("%s: preprocess p50 %d p99 %d us, overhead p50 %d p99 %d us, inference p50 %d us, rss %.1f MB" % (
         fmt, lat["preprocess"]["p50"], lat["preprocess"]["p99"], lat["overhead"]["p50"], lat["overhead"]["p99"],
