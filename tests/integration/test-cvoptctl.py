@@ -428,7 +428,74 @@ def case_watch():
         d.stop()
 
 
+def complete(script, *words):
+    """COMPREPLY of the completion function in script for the words typed."""
+    words = list(words)
+    src = ("shopt -s extglob; cd %s; source %s; COMP_WORDS=(%s); COMP_CWORD=%d; _%s; printf '%%s\\n' \"${COMPREPLY[@]}\""
+           % (TMP, os.path.join(SRCDIR, "..", "..", "completions", script),
+              " ".join("'%s'" % w for w in words), len(words) - 1, script))
+    p = subprocess.run(["bash", "-c", src], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    check(p.returncode == 0, "completion runs: %s (%s)" % (" ".join(words), p.stderr.decode()))
+    return sorted(x for x in p.stdout.decode().split("\n") if x)
+
+
+def case_completion():
+    for name in ["a.cvm", "b.onnx", "c.png", "d.txt"]:
+        open(os.path.join(TMP, name), "w").close()
+    os.mkdir(os.path.join(TMP, "sub"))
+    check(complete("cvoptctl", "cvoptctl", "s") == ["stats", "status", "subscribe"], "cvoptctl s<TAB>: commands")
+    check(complete("cvoptctl", "cvoptctl", "--socket", "/x", "--json", "re") == ["reload", "resume"],
+          "commands after global options")
+    check(complete("cvoptctl", "cvoptctl", "--j") == ["--json"], "global options")
+    check(complete("cvoptctl", "cvoptctl", "subscribe", "-") == ["--count", "--help"], "subscribe options")
+    check(complete("cvoptctl", "cvoptctl", "reload", "") == ["a.cvm", "sub"], "reload completes .cvm files")
+    check(complete("cvoptctl", "cvoptctl", "classify", "") == ["c.png", "sub"], "classify completes images")
+    check(complete("cvopt", "cvopt", "") == sorted("analyze bench convert eval info optimize run --help --version"
+                                                    .split()), "cvopt commands")
+    check(complete("cvopt", "cvopt", "optimize", "--quantize", "") == ["int8", "w4a8"], "cvopt --quantize values")
+    check(complete("cvopt", "cvopt", "info", "") == ["a.cvm", "b.onnx", "c.png", "sub"], "cvopt completes models")
+
+
+def case_manpages():
+    """The man pages name every command and configuration key there is."""
+    root = os.path.join(SRCDIR, "..", "..")
+    with open(os.path.join(root, "docs", "man", "cvoptctl.1.scd")) as f:
+        ctl_page = f.read()
+    help_text = ctl("--help").out
+    commands = re.findall(r"^  ([a-z]+)(?:,| |$)", help_text.split("Commands:")[1].split("Options:")[0], re.M)
+    commands += ["resume"]
+    check(len(commands) == 11, "cvoptctl --help lists 11 commands (%s)" % commands)
+    for c in commands:
+        check(("*%s*" % c) in ctl_page, "cvoptctl(1) describes %s" % c)
+    for opt in re.findall(r"--[a-z]+", help_text.split("Options:")[1]):
+        check(("*%s*" % opt) in ctl_page, "cvoptctl(1) describes %s" % opt)
+    with open(os.path.join(root, "docs", "man", "cvoptd.conf.5.scd")) as f:
+        conf_page = f.read()
+    with open(os.path.join(root, "config", "cvoptd.conf")) as f:
+        conf = f.read()
+    section = None
+    keys = []
+    for line in conf.split("\n"):
+        m = re.match(r"^\[(\w+)\]", line)
+        if m:
+            section = m.group(1)
+        m = re.match(r"^#(\w+) =", line)
+        if m:
+            keys.append((section, m.group(1)))
+    check(len(keys) >= 20, "config/cvoptd.conf documents %d keys" % len(keys))
+    for sec, key in keys:
+        part = conf_page.split("# [%s]" % sec)[1].split("\n# ")[0] if ("# [%s]" % sec) in conf_page else ""
+        check(re.search(r"\*%s\b" % key, part), "cvoptd.conf(5) describes [%s] %s" % (sec, key))
+    r = subprocess.run([CVOPTD, "--help"], stdout=subprocess.PIPE).stdout.decode()
+    with open(os.path.join(root, "docs", "man", "cvoptd.8.scd")) as f:
+        d_page = f.read()
+    for opt in re.findall(r"--[a-z-]+", r):
+        check(("*%s*" % opt) in d_page, "cvoptd(8) describes %s" % opt)
+
+
 CASES = {
+    "manpages": case_manpages,
+    "completion": case_completion,
     "commands": case_commands,
     "unreachable": case_unreachable,
     "permission": case_permission,
