@@ -238,7 +238,9 @@ static int read_line(CvoptClient *c, uint64_t deadline_usec, char **ret_line, si
         if (c->broken)
                 return client_error_set(c->broken, "the connection is no longer usable");
         for (;;) {
-                char *nl = memchr(c->buf + c->start + c->scanned, '\n', c->len - c->start - c->scanned);
+                /* No buffer yet before the first read: nothing to search. */
+                size_t unscanned = c->len - c->start - c->scanned;
+                char *nl = unscanned > 0 ? memchr(c->buf + c->start + c->scanned, '\n', unscanned) : NULL;
                 if (nl) {
                         *nl = 0;
                         *ret_line = c->buf + c->start;

@@ -64,7 +64,12 @@ def ctl(*args, sock=SOCK, user=None, timeout=30):
     cmd = [CVOPTCTL, "--socket", sock] + list(args)
     if user is not None:
         cmd = ["setpriv", "--reuid=%d" % user, "--regid=%d" % user, "--clear-groups"] + cmd
-    return Result(subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout))
+    r = Result(subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout))
+    # Under the sanitizers, a report is a failure even when the exit code
+    # says otherwise (UBSan goes on after printing).
+    if "runtime error:" in r.err or "Sanitizer" in r.err:
+        raise AssertionError("sanitizer report from cvoptctl %s:\n%s" % (" ".join(args), r.err))
+    return r
 
 
 class Daemon:
