@@ -353,6 +353,31 @@ def case_python_client():
         r = Result(subprocess.run(["/usr/bin/python3", "-I", script, os.path.join(TMP, "none.sock"), "1"],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30))
         check(r.rc == 1 and "cannot reach cvoptd" in r.err, "the documented client reports a missing daemon")
+
+        # The C example beside it, built against libcvopt-client.
+        section = doc[doc.index("The same from C, with"):]
+        code = section[section.index("```c\n") + len("```c\n"):]
+        code = code[:code.index("```\n")]
+        src = os.path.join(TMP, "client.c")
+        with open(src, "w") as f:
+            f.write(code)
+        exe = os.path.join(TMP, "client-c")
+        cc = subprocess.run([os.environ.get("CC", "cc"), "-std=gnu11", "-Wall", "-Wextra", "-Werror",
+                             "-I" + os.environ["CLIENT_INCLUDE"], src, os.environ["CLIENT_LIB"], "-ljansson",
+                             "-o", exe] + os.environ.get("CLIENT_LDFLAGS", "").split(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        check(cc.returncode == 0, "the documented C client compiles with -Wall -Wextra -Werror (%s)"
+              % cc.stdout.decode())
+        p = subprocess.Popen([exe, SOCK], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        events = [json.loads(p.stdout.readline()) for _ in range(5)]
+        check(all(e["event"] == "result" for e in events), "the C client prints result events")
+        seqs = [e["seq"] for e in events]
+        check(seqs == list(range(seqs[0], seqs[0] + 5)), "C client: consecutive seq %s" % seqs)
+        d.stop()
+        out, err = p.communicate(timeout=10)
+        check(p.returncode == 1 and b"closed the connection" in err,
+              "the C client reports the daemon going away (%s)" % err.decode().strip())
+        return
     finally:
         d.stop()
 

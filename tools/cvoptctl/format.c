@@ -56,12 +56,14 @@ static void format_bytes(char *buf, size_t size, json_int_t bytes) {
 static void print_camera(FILE *f, json_t *camera) {
         const char *desc = json_string_value(json_object_get(camera, "description"));
         const char *reason = json_string_value(json_object_get(camera, "reason"));
-        fprintf(f, "camera:   %s, %s", str(camera, "device"), str(camera, "state"));
-        if (desc)
-                fprintf(f, " (%s)", desc);
+        fprintf(f, "camera:   %s, %s, %lld reconnects\n", str(camera, "device"), str(camera, "state"),
+                (long long) integer(camera, "reconnects"));
+        /* What the camera delivers, or why it does not, on its own line:
+         * together they would not fit 80 columns. */
         if (reason)
-                fprintf(f, ": %s", reason);
-        fprintf(f, ", %lld reconnects\n", (long long) integer(camera, "reconnects"));
+                fprintf(f, "          %s\n", reason);
+        else if (desc)
+                fprintf(f, "          %s\n", desc);
 }
 
 void print_status(FILE *f, json_t *s) {
