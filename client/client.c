@@ -173,8 +173,10 @@ static int write_all(CvoptClient *c, const char *data, size_t size) {
                                         return client_error_set(r, "sending to the daemon: %s", strerror(-r));
                                 continue;
                         }
+                        /* Not marked broken: the daemon may have answered
+                         * before closing, and request_json() reads that. */
                         if (errno == EPIPE || errno == ECONNRESET)
-                                return c->broken = client_error_set(-ECONNRESET, "the daemon closed the connection");
+                                return client_error_set(-ECONNRESET, "the daemon closed the connection");
                         return client_error_set(-errno, "sending to the daemon: %s", strerror(errno));
                 }
                 data += n;
@@ -408,11 +410,25 @@ static int request_json(CvoptClient *c, const char *cmd, json_t *args, json_t **
         uint64_t id;
         json_t *resp = NULL, *result = NULL;
         int r = client_send_json(c, cmd, args, &id);
-        if (r < 0)
+        if (r == -ECONNRESET && !c->broken) {
+                /* The daemon closed while we were still writing. It does
+                 * that after answering a request over its size limit with
+                 * a too-large error: read what it sent before the close,
+                 * so the caller learns why. The peer is gone, so this
+                 * ends at end-of-file, not at a timeout. */
+                r = client_wait_response(c, c->next_id, &resp);
+                if (r < 0) {
+                        c->broken = -ECONNRESET;
+                        return client_error_set(-ECONNRESET, "the daemon closed the connection");
+                }
+                c->broken = -ECONNRESET;
+        } else if (r < 0)
                 return r;
-        r = client_wait_response(c, id, &resp);
-        if (r < 0)
-                return r;
+        else {
+                r = client_wait_response(c, id, &resp);
+                if (r < 0)
+                        return r;
+        }
         r = client_response_result(resp, &result);
         json_decref(resp);
         if (r < 0)

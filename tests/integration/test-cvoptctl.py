@@ -225,6 +225,17 @@ def case_commands():
         check(r.rc == 1 and r.out.startswith(paths[0] + ": #0 "), "classify: good file still classified, exit 1")
         check(garbage in r.err and "missing.png: No such file" in r.err, "classify: each failure named (%s)" % r.err)
 
+        # A file over the daemon's request limit (1 MiB of base64 by default):
+        # it answers too-large and closes; cvoptctl still shows why.
+        big = os.path.join(TMP, "big.png")
+        with open(big, "wb") as f:
+            f.write(os.urandom(900 * 1024))
+        r = ctl("classify", big, paths[0])
+        check(r.rc == 1 and "(too-large)" in r.err and "1048576" in r.err,
+              "classify over the size limit: the daemon's too-large reason, exit 1 (%s)" % r.err.strip())
+        check(r.out.startswith(paths[0] + ": #0 "), "the file after it is still classified (new connection)")
+        check(ctl("--json", "status").json()["state"] == "running", "daemon unaffected by the oversized request")
+
         # pause / resume (root is admin).
         r = ctl("pause")
         check(r.rc == 0 and r.out == "paused\n", "pause")

@@ -230,6 +230,39 @@ static void test_daemon_goes_away(void **state) {
         json_decref(p.request);
 }
 
+static void script_too_large(int fd, Peer *p) {
+        char buf[4096];
+        (void) p;
+        /* Read a little of the huge request, answer, hang up: the daemon's
+         * handling of a line over max_request_bytes. */
+        if (read(fd, buf, sizeof buf) <= 0)
+                return;
+        put(fd, "{\"v\":1,\"id\":null,\"ok\":false,\"error\":{\"code\":\"too-large\",\"message\":\"request too long\"}}\n");
+        shutdown(fd, SHUT_RDWR);
+}
+
+static void test_answer_then_close_while_writing(void **state) {
+        (void) state;
+        Peer p;
+        CvoptClient *c = NULL;
+        size_t n = 8u << 20;
+        char *big = malloc(n + 32);
+        assert_non_null(big);
+        strcpy(big, "{\"image\":\"");
+        memset(big + 10, 'A', n);
+        strcpy(big + 10 + n, "\"}");
+        peer_start(&p, script_too_large);
+        assert_int_equal(cvopt_client_connect(p.path, 5000000, &c), 0);
+        /* The write fails half-way; the answer sent before the close is
+         * what the caller gets, not a bare "connection reset". */
+        assert_int_equal(cvopt_client_request(c, "classify", big, NULL), -CVOPT_CLIENT_E_DAEMON);
+        assert_string_equal(cvopt_client_error_code(), "too-large");
+        assert_int_equal(cvopt_client_request(c, "status", NULL, NULL), -ECONNRESET);
+        free(big);
+        cvopt_client_close(c);
+        peer_stop(&p);
+}
+
 static void script_silent(int fd, Peer *p) {
         p->request = get_request(fd);
         get_request(fd); /* returns when the client closes */
@@ -383,6 +416,7 @@ int main(void) {
                 cmocka_unit_test(test_oversized_line),
                 cmocka_unit_test(test_daemon_goes_away),
                 cmocka_unit_test(test_timeout),
+                cmocka_unit_test(test_answer_then_close_while_writing),
                 cmocka_unit_test(test_subscribe_and_read_events),
                 cmocka_unit_test(test_classify_file),
                 cmocka_unit_test(test_connect_failures),

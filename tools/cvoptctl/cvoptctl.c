@@ -277,10 +277,19 @@ static int cmd_classify(const Ctl *ctl, int argc, char **argv) {
                 char *text = NULL;
                 int r = cvopt_client_classify_file(client, argv[i], &text);
                 if (r < 0) {
+                        bool closed = r == -CVOPT_CLIENT_E_DAEMON && strcmp(cvopt_client_error_code(), "too-large") == 0;
                         int e = ctl_report_failure(argv[i], r);
                         ret = MAX(ret, e);
                         if (e == EXIT_UNREACHABLE)
                                 break;
+                        /* The daemon closes the connection after a too-large
+                         * request; the next files get a new one. */
+                        if (closed) {
+                                client = cvopt_client_close(client);
+                                e = ctl_connect(ctl, &client);
+                                if (e != EXIT_OK)
+                                        return e;
+                        }
                         continue;
                 }
                 json_t *result = json_loads(text, 0, NULL);
