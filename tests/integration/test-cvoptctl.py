@@ -465,6 +465,22 @@ def case_watch():
                 check(True, "%s: canonical mode and echo restored" % name)
             finally:
                 tmux("kill-server")
+
+        # The daemon stops under watch: terminal restored, reason, exit 3.
+        TMUX_SERVER[0] = "cvoptctl-test-%d-gone" % os.getpid()
+        tmux("new-session", "-d", "-s", "w", "-x", "80", "-y", "24",
+             "%s --socket %s watch -i 0.2; echo EXITED:$?; sleep 60" % (CVOPTCTL, SOCK))
+        try:
+            wait_pane(lambda t: "SEQ" in t, "watch runs")
+            d.stop()
+            screen = wait_pane(lambda t: "EXITED:" in t, "watch exits when the daemon stops")
+            check("EXITED:3" in screen and "the daemon closed the connection" in screen,
+                  "daemon gone: watch says so and exits 3")
+            check(tmux("display", "-p", "-t", "w", "#{alternate_on}").strip() == "0" and
+                  tmux("display", "-p", "-t", "w", "#{cursor_flag}").strip() == "1",
+                  "daemon gone: normal screen and cursor restored")
+        finally:
+            tmux("kill-server")
     finally:
         d.stop()
 

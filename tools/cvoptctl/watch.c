@@ -26,6 +26,8 @@
  * shows, few enough to copy every refresh. */
 #define WATCH_RESULTS 64u
 
+#define WATCH_TIMEOUT_USEC (5u * 1000000u)
+
 typedef struct Watch {
         json_t *results[WATCH_RESULTS]; /* ring, newest at head - 1 */
         size_t head, count;
@@ -307,6 +309,10 @@ int cmd_watch(const Ctl *ctl, int argc, char **argv) {
         int ret = ctl_connect(ctl, &client);
         if (ret != EXIT_OK)
                 return ret;
+        /* Keys are only read between refreshes, so a wedged daemon must
+         * not hold the screen (and q, and Ctrl-C) for the full default
+         * timeout: 5 s is far beyond a healthy answer (milliseconds). */
+        cvopt_client_set_timeout(client, MIN(ctl->timeout_usec, WATCH_TIMEOUT_USEC));
         cvopt_client_set_event_handler(client, on_event, &w);
         int r = cvopt_client_subscribe(client);
         if (r < 0) {
