@@ -243,6 +243,9 @@ static int read_line(CvoptClient *c, uint64_t deadline_usec, char **ret_line, si
                 /* No buffer yet before the first read: nothing to search. */
                 size_t unscanned = c->len - c->start - c->scanned;
                 char *nl = unscanned > 0 ? memchr(c->buf + c->start + c->scanned, '\n', unscanned) : NULL;
+                if (nl && (size_t) (nl - (c->buf + c->start)) >= c->max_line_bytes)
+                        return c->broken = client_error_set(-EMSGSIZE, "the daemon sent a line longer than %zu bytes",
+                                                            c->max_line_bytes);
                 if (nl) {
                         *nl = 0;
                         *ret_line = c->buf + c->start;
@@ -262,13 +265,14 @@ static int read_line(CvoptClient *c, uint64_t deadline_usec, char **ret_line, si
                         c->len -= c->start;
                         c->start = 0;
                 }
-                if (c->size - c->len < CLIENT_BUF_INITIAL / 2) {
+                /* Grow while short of room, but never beyond one byte more
+                 * than the longest line allowed: an oversized line is then
+                 * detected above instead of filling memory. Unread bytes
+                 * never exceed max_line_bytes here, so a buffer at the cap
+                 * always has room. */
+                if (c->size - c->len < CLIENT_BUF_INITIAL / 2 && c->size < c->max_line_bytes + 1) {
                         size_t want = c->size ? c->size * 2 : CLIENT_BUF_INITIAL;
-                        /* One byte beyond the limit, so an oversized line is
-                         * detected rather than filling the buffer forever. */
                         want = MIN(want, c->max_line_bytes + 1);
-                        if (want <= c->size)
-                                want = c->size + CLIENT_BUF_INITIAL;
                         char *b = realloc(c->buf, want);
                         if (!b)
                                 return client_error_set(-ENOMEM, "out of memory");

@@ -207,6 +207,31 @@ static void test_oversized_line(void **state) {
         peer_stop(&p);
 }
 
+static void script_oversized_whole(int fd, Peer *p) {
+        char line[400];
+        p->request = get_request(fd);
+        put(fd, "{\"v\":1,\"id\":1,\"ok\":true,\"result\":null}\n");
+        json_decref(get_request(fd));
+        int n = snprintf(line, sizeof line, "{\"v\":1,\"id\":2,\"ok\":true,\"result\":\"%0300d\"}\n", 0);
+        assert_true(n > 300);
+        put(fd, line); /* in one piece: it lands in the buffer with its newline */
+        get_request(fd);
+}
+
+static void test_oversized_line_in_one_piece(void **state) {
+        (void) state;
+        Peer p;
+        CvoptClient *c = NULL;
+        peer_start(&p, script_oversized_whole);
+        assert_int_equal(cvopt_client_connect(p.path, 5000000, &c), 0);
+        /* The first answer grows the buffer well beyond the limit set next. */
+        assert_int_equal(cvopt_client_request(c, "status", NULL, NULL), 0);
+        assert_int_equal(cvopt_client_set_max_line(c, 100), 0);
+        assert_int_equal(cvopt_client_request(c, "status", NULL, NULL), -EMSGSIZE);
+        cvopt_client_close(c);
+        peer_stop(&p);
+}
+
 static void script_hang_up(int fd, Peer *p) {
         p->request = get_request(fd);
         put(fd, "{\"v\":1,\"id\":1,\"ok\"");
@@ -414,6 +439,7 @@ int main(void) {
                 cmocka_unit_test(test_request_on_the_wire),
                 cmocka_unit_test(test_error_response),
                 cmocka_unit_test(test_oversized_line),
+                cmocka_unit_test(test_oversized_line_in_one_piece),
                 cmocka_unit_test(test_daemon_goes_away),
                 cmocka_unit_test(test_timeout),
                 cmocka_unit_test(test_answer_then_close_while_writing),
