@@ -314,6 +314,20 @@ def case_unreachable():
     check(p.returncode == 3 and b"closed the connection" in err and out.count(b"\n") > 3,
           "daemon stops under subscribe: results printed, then exit 3 (%d, %s)" % (p.returncode, err))
 
+    # All connection slots taken: the daemon's refusal, with a hint.
+    d = Daemon(model0, extra="max_clients = 1")
+    try:
+        p = subprocess.Popen([CVOPTCTL, "--socket", SOCK, "subscribe"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        p.stdout.readline()  # it holds the only slot now
+        r = ctl("status")
+        check(r.rc == 1 and "too many clients (unavailable)" in r.err and "max_clients" in r.err,
+              "max_clients reached: exit 1, the daemon's reason and a hint (%s)" % r.err.strip())
+        p.kill()
+        p.wait()
+    finally:
+        d.stop()
+
 
 def case_permission():
     if os.getuid() != 0:

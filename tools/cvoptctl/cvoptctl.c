@@ -97,6 +97,9 @@ int ctl_report_failure(const char *what, int r) {
                 if (strcmp(cvopt_client_error_code(), "permission-denied") == 0)
                         fprintf(stderr, "hint: admin commands need root or a user/group listed in [server] admin_uids / "
                                         "admin_groups of cvoptd.conf.\n");
+                else if (strcmp(cvopt_client_error_detail(), "too many clients") == 0)
+                        fprintf(stderr, "hint: cvoptd serves at most [server] max_clients connections at once "
+                                        "(cvoptctl stats lists them).\n");
                 return EXIT_REQUEST_FAILED;
         }
         fprintf(stderr, "cvoptctl: %s: %s\n", what, cvopt_client_error_detail());
