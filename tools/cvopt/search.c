@@ -232,6 +232,13 @@ int search_plan(const Sensitivity *s, uint32_t n_nodes, double drop_budget, Plan
          * float model when only that layer changes, never counted below 0. */
         for (int64_t d = 0; d <= budget; d++)
                 best[(size_t) s->n_layers * (size_t) (budget + 1) + (size_t) d] = 0;
+        /* A layer whose every option saves under 1% of the 8-bit model is
+         * kept at 8 bits, dense: its measured drop is within the noise of
+         * the table, and a real loss there would buy nothing (the first
+         * conv of a CNN is the usual case: few weights, sensitive). */
+        uint64_t total = 0;
+        for (uint32_t i = 0; i < s->n_layers; i++)
+                total += s->bytes[i * SEARCH_CHOICES];
         for (int64_t i = (int64_t) s->n_layers - 1; i >= 0; i--)
                 for (int64_t d = 0; d <= budget; d++) {
                         uint64_t value = none;
@@ -240,9 +247,11 @@ int search_plan(const Sensitivity *s, uint32_t n_nodes, double drop_budget, Plan
                         for (int j = 0; j < SEARCH_CHOICES; j++) {
                                 double drop = MAX(s->float_top1 - s->top1[i * SEARCH_CHOICES + j], 0.0);
                                 int64_t cost = (int64_t) (drop / DROP_UNIT + 0.5);
+                                uint64_t saved = s->bytes[i * SEARCH_CHOICES] - MIN(s->bytes[i * SEARCH_CHOICES + j],
+                                                                                    s->bytes[i * SEARCH_CHOICES]);
                                 uint64_t rest;
 
-                                if (cost > d)
+                                if (cost > d || (j > 0 && saved * 100 < total))
                                         continue;
                                 rest = best[(size_t) (i + 1) * (size_t) (budget + 1) + (size_t) (d - cost)];
                                 if (rest == none)
