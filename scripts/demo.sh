@@ -1,56 +1,74 @@
 #!/bin/sh
-# The main job, end to end on one machine: install dependencies, build a
-# release, convert the reference Fashion-MNIST model to .cvm, and classify a
-# few Fashion-MNIST test images with it, next to their true labels.
-# (Later: optimize the model, then serve it with the daemon.)
+# The main job, end to end on one machine with no camera and no GPU:
+#   1. install dependencies, build a release;
+#   2. optimize the reference float model (models/fmnist-ref.onnx) for the
+#      user's original task — at least 50% smaller, 30% faster, at most
+#      2 points of top-1 lost — and print the before/after table;
+#   3. serve the optimized model with cvoptd on the replay camera (the
+#      Fashion-MNIST test set as 640x480 YUYV frames), and show live
+#      results and telemetry with cvoptctl;
+#   4. stop the daemon.
 #
-# Environment: BUILD_DIR (default build-release), N_IMAGES (default 8),
-# MODEL (default models/fmnist-ref.onnx).
+# Environment: BUILD_DIR (default build-release), FRAMES (results to show,
+# default 20), MODEL (default models/fmnist-ref.onnx).
 set -eu
 cd "$(dirname "$0")/.."
 build=${BUILD_DIR:-build-release}
-n_images=${N_IMAGES:-8}
+frames=${FRAMES:-20}
 model=${MODEL:-models/fmnist-ref.onnx}
 
 ./scripts/deps.sh
 
 echo "== build ($build, release)"
 [ -f "$build/build.ninja" ] || meson setup "$build" --buildtype=release >/dev/null
-ninja -C "$build" tools/cvopt/cvopt tests/integration/write-fmnist-images >/dev/null
+ninja -C "$build" tools/cvopt/cvopt daemon/cvoptd tools/cvoptctl/cvoptctl >/dev/null
 cvopt="$build/tools/cvopt/cvopt"
-
-if [ ! -f "$model" ]; then
-	echo "demo: $model not found (tools/train/train_fmnist.py produces it)" >&2
-	exit 1
-fi
+cvoptd="$build/daemon/cvoptd"
+cvoptctl="$build/tools/cvoptctl/cvoptctl"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/cvopt-demo.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT INT TERM
+daemon_pid=
+cleanup() {
+	[ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
 
-echo "== convert $model"
-"$cvopt" convert "$model" -o "$tmp/model.cvm"
-"$cvopt" info "$tmp/model.cvm" | sed -n '1,9p'
+echo "== optimize $model: >= 50% smaller, >= 30% faster, <= 2 points of top-1"
+"$cvopt" optimize "$model" -o "$tmp/model.cvm" --mean 0.2860 --std 0.3530 \
+	--calib fashion-mnist:train --val fashion-mnist:test \
+	--min-size-reduction 50 --min-speedup 30 --max-drop 2 --report "$tmp/report.md"
 
-echo "== classify $n_images Fashion-MNIST test images"
-"$build/tests/integration/write-fmnist-images" "$tmp" "$n_images" png >"$tmp/truth.tsv"
-cut -f1 "$tmp/truth.tsv" | xargs "$cvopt" run --top 1 "$tmp/model.cvm" >"$tmp/predicted.txt"
+echo
+echo "== serve it: cvoptd on the replay camera (Fashion-MNIST test set, 640x480 YUYV, 30 fps)"
+cat >"$tmp/cvoptd.conf" <<CONF
+[camera]
+device = replay:fashion-mnist:test,fps=30,loop
+[model]
+path = $tmp/model.cvm
+[server]
+socket = $tmp/cvoptd.sock
+CONF
+"$cvoptd" --config "$tmp/cvoptd.conf" 2>"$tmp/cvoptd.log" &
+daemon_pid=$!
+for _ in $(seq 50); do
+	[ -S "$tmp/cvoptd.sock" ] && break
+	sleep 0.1
+done
+export CVOPTD_SOCKET="$tmp/cvoptd.sock"
 
-# predicted.txt lines: "PATH: LABEL SCORE"; truth.tsv: "PATH<TAB>INDEX<TAB>LABEL".
-printf '%-16s %-14s %-14s %s\n' IMAGE PREDICTED TRUE SCORE
-correct=0
-total=0
-while IFS='	' read -r path index truth; do
-	line=$(grep -F "$path: " "$tmp/predicted.txt")
-	rest=${line#"$path: "}
-	score=${rest##* }
-	label=${rest% *}
-	mark=" "
-	if [ "$label" = "$truth" ]; then
-		correct=$((correct + 1))
-	else
-		mark="x"
-	fi
-	total=$((total + 1))
-	printf '%-16s %-14s %-14s %s %s\n' "$(basename "$path")" "$label" "$truth" "$score" "$mark"
-done <"$tmp/truth.tsv"
-echo "== $correct of $total correct"
+echo "-- $frames live results (cvoptctl subscribe)"
+"$cvoptctl" subscribe -n "$frames"
+echo
+echo "-- status (cvoptctl status)"
+"$cvoptctl" status
+echo
+echo "-- the serving model (cvoptctl model)"
+"$cvoptctl" model | head -14
+echo
+echo "== stop"
+kill "$daemon_pid"
+wait "$daemon_pid" 2>/dev/null || true
+daemon_pid=
+echo "daemon log:"
+sed 's/^/  /' "$tmp/cvoptd.log" | tail -5

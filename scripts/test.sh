@@ -18,9 +18,9 @@ echo "== build (ASan+UBSan)"
 [ -f build-asan/build.ninja ] || meson setup build-asan --buildtype=debug \
 	-Db_sanitize=address,undefined -Db_lundef=false >/dev/null
 ninja -C build-asan
-echo "== tests under ASan+UBSan (all but 'slow', which is the same code on the full dataset)"
+echo "== tests under ASan+UBSan (all but 'slow', the same code on the full dataset, and 'timing', which asserts frame rates)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-	meson test -C build-asan --print-errorlogs --num-processes "$jobs" --timeout-multiplier 4 --no-suite slow
+	meson test -C build-asan --print-errorlogs --num-processes "$jobs" --timeout-multiplier 4 --no-suite slow --no-suite timing
 
 if [ -x scripts/fuzz.sh ]; then
 	echo "== fuzz (brief)"
