@@ -22,6 +22,9 @@
 #          cvopt convert NAME.onnx -o NAME.cvm
 #          cvopt run NAME.cvm --input-raw NAME.input.bin --logits-out NAME.logits-cvopt.bin
 #   5. compare_logits.py compares ORT and cvopt against PyTorch.
+#   6. The reference model models/fmnist-ref.onnx runs in ORT and cvopt on the
+#      whole 10k Fashion-MNIST test set (one raw file, 10000 inputs back to
+#      back), both are scored (top-1/top-5) and their logits compared.
 # Exit status: 0 when every comparison is within tolerance, 1 otherwise.
 
 set -euo pipefail
@@ -79,4 +82,25 @@ for name in ${MODELS//,/ }; do
         echo "== $name"
         "$PYTHON" "$BENCH_DIR/compare_logits.py" "${files[@]}" || status=1
 done
+FMNIST=$ROOT_DIR/models/fmnist-ref.onnx
+if [[ -f $FMNIST ]]; then
+        fm=$MODELS_DIR/fmnist-test
+        [[ -f $fm.input.bin ]] || "$PYTHON" "$BENCH_DIR/fmnist_eval.py" write-inputs "$fm.input.bin"
+        node "$BENCH_DIR/ort_run.js" "$FMNIST" "$fm.input.bin" "$fm.logits-ort.bin" --shape 1,1,28,28 >/dev/null
+        echo "== fmnist-ref (10000 test images)"
+        echo "ort: $("$PYTHON" "$BENCH_DIR/fmnist_eval.py" score "$fm.logits-ort.bin")"
+        if (( have_cvopt )); then
+                rm -f "$fm.logits-cvopt.bin"
+                if "$CVOPT" convert "$FMNIST" -o "$MODELS_DIR/fmnist-ref.cvm" &&
+                   "$CVOPT" run "$MODELS_DIR/fmnist-ref.cvm" --input-raw "$fm.input.bin" \
+                                --logits-out "$fm.logits-cvopt.bin"; then
+                        echo "cvopt: $("$PYTHON" "$BENCH_DIR/fmnist_eval.py" score "$fm.logits-cvopt.bin")"
+                        "$PYTHON" "$BENCH_DIR/compare_logits.py" --classes 10 \
+                                "ort=$fm.logits-ort.bin" "cvopt=$fm.logits-cvopt.bin" || status=1
+                else
+                        echo "fmnist-ref: cvopt failed" >&2
+                        status=1
+                fi
+        fi
+fi
 exit $status
