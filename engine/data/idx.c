@@ -21,12 +21,17 @@ static int gunzip(const char *path, const uint8_t *in, size_t in_size, uint8_t *
         int zr, r = 0;
 
         /* The gzip trailer's last 4 bytes hold the size modulo 2^32: a
-         * good first guess for the buffer, never trusted beyond that. */
+         * good first guess for the buffer, never trusted beyond that. It
+         * is capped by deflate's largest possible expansion (1032:1), so
+         * a tiny hostile file cannot make us reserve gigabytes up front. */
         allocated = 1 << 16;
         if (in_size >= 18) {
                 uint32_t hint = (uint32_t) in[in_size - 4] | (uint32_t) in[in_size - 3] << 8 |
                                 (uint32_t) in[in_size - 2] << 16 | (uint32_t) in[in_size - 1] << 24;
-                if (hint > allocated && hint <= IDX_MAX_DATA_BYTES)
+                size_t possible;
+                if (size_mul_overflow(in_size, 1032, &possible))
+                        possible = SIZE_MAX;
+                if (hint > allocated && hint <= IDX_MAX_DATA_BYTES && hint <= possible)
                         allocated = hint;
         }
         out = malloc(allocated);

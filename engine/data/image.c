@@ -237,6 +237,15 @@ int cvopt_image_decode(const void *data, size_t size, CvoptImage **ret_image) {
                                        CVOPT_IMAGE_MAX_DIMENSION);
         if (comp < 1 || comp > 4)
                 return cvopt_error_set(-CVOPT_E_DATA, "image has %d channels", comp);
+        /* A header may claim any size up to the maximum, and stb allocates
+         * for it (several bytes per pixel for progressive JPEG) before it
+         * finds the data missing. No real image compresses beyond ~1000:1
+         * (deflate's limit is 1032:1; JPEG's is lower), so a claim of more
+         * than 2048 decoded bytes per file byte, beyond a 1 MiB allowance
+         * for small files, is corrupt or hostile. */
+        if ((uint64_t) w * (uint64_t) h * (uint64_t) comp > (uint64_t) size * 2048 + ((uint64_t) 1 << 20))
+                return cvopt_error_set(-CVOPT_E_DATA, "image header claims %dx%d pixels, far more than %zu bytes can hold",
+                                       w, h, size);
 
         /* Gray+alpha -> gray, RGB(A) -> RGB: stb converts while decoding. */
         want = comp <= 2 ? 1 : 3;

@@ -45,8 +45,11 @@ CvoptImage *cvopt_image_free(CvoptImage *img);
  * everything else 3 (alpha is dropped, not blended; palette images are
  * expanded). 16-bit PNG/PNM samples are reduced to 8 bits. Fails with
  * -CVOPT_E_DATA (unknown format, corrupt or truncated data, a dimension
- * above CVOPT_IMAGE_MAX_DIMENSION, checked before anything is allocated)
- * or -ENOMEM, with detail saying why. */
+ * above CVOPT_IMAGE_MAX_DIMENSION, or a header claiming more than 2048
+ * decoded bytes per byte of data, beyond 1 MiB: all checked before any
+ * pixel memory is allocated) or -ENOMEM, with detail saying why. Safe on
+ * hostile data (fuzzed); see engine/data/image.c for the checks added in
+ * front of Debian's stb_image 2.27. */
 int cvopt_image_decode(const void *data, size_t size, CvoptImage **ret_image);
 
 /* Reads and decodes a file; the detail names the file. Files larger than

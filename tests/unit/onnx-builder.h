@@ -127,7 +127,8 @@ static Onnx__TensorProto *add_float_init(Onnx__ModelProto *m, const char *name, 
         t->has_data_type = true;
         t->data_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
         t->dims = arena_alloc(MAX(ndim, 1u) * sizeof(int64_t));
-        memcpy(t->dims, dims, ndim * sizeof(int64_t));
+        if (ndim)
+                memcpy(t->dims, dims, ndim * sizeof(int64_t));
         t->n_dims = ndim;
         t->has_raw_data = true;
         t->raw_data.len = count * sizeof(float);

@@ -267,6 +267,13 @@ static void test_oversized_refused(void **state) {
         assert_int_equal(cvopt_image_decode(pgm, sizeof(pgm) - 1, &out), -CVOPT_E_DATA);
         assert_null(out);
         assert_int_equal(cvopt_image_decode("", 0, &out), -CVOPT_E_DATA);
+
+        /* Within the maximum size, but 16000x16000 from 20 bytes is a lie:
+         * refused before stb allocates 256 MB. */
+        static const char big[] = "P5\n16000 16000\n255\n";
+        assert_int_equal(cvopt_image_decode(big, sizeof(big) - 1, &out), -CVOPT_E_DATA);
+        assert_non_null(strstr(cvopt_error_detail(), "16000x16000"));
+        assert_null(out);
 }
 
 /* Inputs that made Debian's stb_image 2.27 misbehave under the fuzzer
