@@ -132,7 +132,6 @@ def main():
         def ratio(a, b):
                 return summary[b]["median_ms"] / summary[a]["median_ms"]
 
-        ours = summary["cvopt-int8"]["median_ms"]
         peers_t1 = [k for k in PEER_INT8 if summary[k]["threads"] == 1]
         best_t1 = min(peers_t1, key=lambda k: summary[k]["median_ms"])
         best_any = min(PEER_INT8, key=lambda k: summary[k]["median_ms"])
@@ -287,6 +286,22 @@ def markdown(r):
                            f"{fmt(row.get('int8_gops'), 1)} | {fmt(frac * 100 if frac else None, 1)} | "
                            f"{row['int8_avx2_ms']:.4f} | {fmt(row.get('int8_avx2_gops'), 1)} | "
                            f"{fmt(row.get('fp32_ms'), 4)} |")
+        torch_default = next((v.get("default_threads") for k, v in s.items() if k.startswith("torch-")), None)
+        engines = r["accuracy_raw"].get("torch", {}).get("supported_engines")
+        out += ["", "## Notes", "",
+                "- cvopt's CPU backends run one inference on one thread (no intra-op threading), so the "
+                "like-for-like comparisons are with the 1-thread peers; the 2-thread rows show what the peers "
+                "gain from the second core (on this shared machine, OpenMP threads that spin at barriers make "
+                "PyTorch's 2-thread numbers erratic: see the round medians).",
+                "- ONNX Runtime int8: ORT's own quantizer is a Python package that is not installed here (only "
+                "onnxruntime-node is), so `torch_int8.py export-qdq` writes the PyTorch-calibrated int8 model "
+                "(BN-folded per-channel int8 weights, int32 biases, PyTorch's activation scales) as an ONNX "
+                "QDQ model, the form ORT's quantizer writes; ORT fuses it into int8 kernels.",
+                f"- PyTorch {s.get('torch-int8-onednn-t1', {}).get('torch', '?')} (Debian): quantized engines "
+                f"available {engines}; FBGEMM is not built in, so int8 runs on onednn and qnnpack. Its default "
+                f"intra-op thread count here is {torch_default}.",
+                "- cvopt's int8 model: `cvopt optimize` defaults (per-channel int8 weights, uint8 activations, "
+                "mse calibration on 512 training images, bias correction)."]
         out += ["", "## Commands", ""] + [f"- {k}: `{v}`" for k, v in r["commands"].items()] + [""]
         return "\n".join(out)
 

@@ -152,7 +152,8 @@ def qdq_export(qmodel, path):
         features = dict(qmodel.features.named_children())
         classifier = dict(qmodel.classifier.named_children())
         scale = float(qmodel.features_0_input_scale_0)
-        x = qdq("input", scale, int(qmodel.features_0_input_zero_point_0), "input")
+        zero_point = int(qmodel.features_0_input_zero_point_0)
+        x = qdq("input", scale, zero_point, "input")
         for i in ("0", "3", "4", "7", "8"):
                 m = features[i]
                 if i in ("3", "7"):
@@ -206,6 +207,7 @@ def cmd_check(args):
         logits = model_logits(model, x)
         top1, top5 = topk_score(logits, y)
         report = {"torch": torch.__version__, "model": args.onnx, "n": int(y.shape[0]),
+                  "supported_engines": torch.backends.quantized.supported_engines,
                   "fp32": {"top1": top1, "top5": top5}, "int8": {}}
         status = 0
         if args.ref_logits:
@@ -281,7 +283,8 @@ def cmd_time(args):
                 return times[min(int(f * (len(times) - 1) + 0.5), len(times) - 1)]
 
         print(json.dumps({"torch": torch.__version__, "variant": args.variant, "engine": engine,
-                          "threads": torch.get_num_threads(), "default_threads": default_threads, "runs": args.runs, "warmup": args.warmup,
+                          "threads": torch.get_num_threads(), "default_threads": default_threads,
+                          "runs": args.runs, "warmup": args.warmup,
                           "median_ms": quantile(0.5), "p90_ms": quantile(0.9), "min_ms": times[0],
                           "peak_rss_bytes": rss_peak_bytes(), "peak_rss_since": "model ready" if peak_reset
                           else "process start"}))
