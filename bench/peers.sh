@@ -15,13 +15,15 @@
 #   RUNS=200        timed inferences per engine and round (after WARMUP=20)
 #   MAX_LOAD=2.5    wait until the 1-minute load average is below this before
 #   LOAD_WAIT_SEC=0   timing, for at most LOAD_WAIT_SEC seconds (0: don't wait)
-#   ACCURACY=1      0 skips the 10k test-set accuracies (about a minute)
+#   ACCURACY=1      0 skips the 10k test-set accuracies (about a minute), and
+#                   with them the check of PyTorch's weight import against ORT
 #   RESULTS=bench/results   where cpu-DATE.md and cpu-DATE.json go
 #
 # Writes RESULTS/cpu-YYYY-MM-DD.{md,json}; scratch files go to RESULTS/tmp
 # (ignored by git). The PyTorch and ORT-int8 peers re-create FashionNet
 # (tools/train/train_fmnist.py), so they work for that architecture only.
 set -euo pipefail
+shopt -s inherit_errexit # a failing engine inside $(...) stops the run too
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 MODEL=$(realpath "${1:-$ROOT/models/fmnist-ref.onnx}")
@@ -73,15 +75,22 @@ head -c 3136 "$TMP/test-inputs.bin" >"$TMP/image0.bin"
 if [ "$ACCURACY" = 1 ]; then
         log "accuracy: cvopt eval, ORT + fmnist_eval.py, torch_int8.py check"
         acc() { printf '{"engine":"%s","result":%s}\n' "$1" "$2" >>"$TMP/accuracy.jsonl"; }
-        acc cvopt-fp32 "$("$CVOPT" eval "$MODEL" --data fashion-mnist:test --backend cpu-ref "${PREPROCESS[@]}" --json 2>/dev/null)"
-        acc cvopt-int8 "$("$CVOPT" eval "$CVM" --data fashion-mnist:test --json 2>/dev/null)"
+        # Each result goes through a variable: set -e then stops the script
+        # when a command fails (it ignores a failing $(...) inside arguments).
+        result=$("$CVOPT" eval "$MODEL" --data fashion-mnist:test --backend cpu-ref "${PREPROCESS[@]}" --json 2>/dev/null)
+        acc cvopt-fp32 "$result"
+        result=$("$CVOPT" eval "$CVM" --data fashion-mnist:test --json 2>/dev/null)
+        acc cvopt-int8 "$result"
         node bench/ort_run.js "$MODEL" "$TMP/test-inputs.bin" "$TMP/logits-ort.bin" --shape 1,1,28,28 >/dev/null
-        acc ort-fp32 "$($PY bench/fmnist_eval.py score "$TMP/logits-ort.bin")"
+        result=$($PY bench/fmnist_eval.py score "$TMP/logits-ort.bin")
+        acc ort-fp32 "$result"
         node bench/ort_run.js "$QDQ" "$TMP/test-inputs.bin" "$TMP/logits-ort-int8.bin" --shape 1,1,28,28 >/dev/null
-        acc ort-int8 "$($PY bench/fmnist_eval.py score "$TMP/logits-ort-int8.bin")"
+        result=$($PY bench/fmnist_eval.py score "$TMP/logits-ort-int8.bin")
+        acc ort-int8 "$result"
         # check also verifies the PyTorch import against ORT's fp32 logits
         # (exit 1 beyond 1e-4 of the logit scale): no timing of a wrong model.
-        acc torch "$($PY bench/torch_int8.py check --onnx "$MODEL" --ref-logits "$TMP/logits-ort.bin")"
+        result=$($PY bench/torch_int8.py check --onnx "$MODEL" --ref-logits "$TMP/logits-ort.bin")
+        acc torch "$result"
 fi
 
 # --- timing ------------------------------------------------------------------------
