@@ -18,8 +18,10 @@ calibration on training images, convert_fx.
         latency of one batch-1 inference: median, p90, min, and the peak RSS
         of the process from the moment the model is ready (the PyTorch
         runtime and the model, without the calibration images).
+    torch_int8.py export-qdq --onnx M -o OUT.onnx [--engine E]
+        the int8 model as an ONNX QDQ model for ONNX Runtime (see qdq_export).
 
-Both print one JSON object on stdout. Run with Debian's interpreter: the first
+All print one JSON object on stdout. Run with Debian's interpreter: the first
 python3 on PATH may not see python3-torch.
 
 The quantized engine: Debian's torch 1.13 is built without FBGEMM (see
