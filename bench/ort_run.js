@@ -120,6 +120,7 @@ async function main() {
                 times.sort((a, b) => a - b);
                 report.repeat = options.repeat;
                 report.median_ms = times[Math.floor(times.length / 2)];
+                report.p90_ms = times[Math.min(Math.floor(0.9 * (times.length - 1) + 0.5), times.length - 1)];
                 report.min_ms = times[0];
         }
         process.stdout.write(JSON.stringify(report) + "\n");

@@ -22,7 +22,10 @@ static int ints_attr(const CvoptNode *n, const char *name, uint32_t count, const
 
 int q_window_init(const CvoptNode *n, int64_t in_h, int64_t in_w, int64_t kernel_h, int64_t kernel_w,
                   bool ceil_mode, QWindow *ret_window) {
-        const int64_t *kernel, *pads, *strides, *dilations;
+        /* NULL-initialised only for gcc -O3 (release builds), whose
+         * -Wmaybe-uninitialized cannot see that ints_attr() sets *ret on
+         * every path that returns 0. */
+        const int64_t *kernel = NULL, *pads = NULL, *strides = NULL, *dilations = NULL;
         QWindow w = {};
         int r;
 

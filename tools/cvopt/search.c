@@ -171,7 +171,7 @@ int sensitivity_analyze(const SearchContext *c, Sensitivity *ret) {
         for (uint32_t i = 0; i <= s.n_layers; i++)
                 for (int j = 0; j < SEARCH_CHOICES; j++) {
                         _cleanup_(cvopt_model_freep) CvoptModel *m = NULL;
-                        double top1;
+                        double top1 = 0; /* evaluate() sets it on success; gcc -O3 cannot tell. */
 
                         /* i == n_layers: the all-8-bit baseline, once. */
                         if ((i == s.n_layers) != (j == 0))
