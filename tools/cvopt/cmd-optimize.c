@@ -25,6 +25,8 @@ void cmd_optimize_help(FILE *f) {
                "  --compare                also measure the baseline each method must beat: plain rounding\n"
                "                           for GPTQ, magnitude pruning for obs (report variants)\n"
                "  --no-bias-correction     keep the biases as they are\n"
+               "  --equalize/--no-equalize cross-layer weight equalization (default: on for nets with\n"
+               "                           depthwise convolutions)\n"
                "  --prune METHOD:AMOUNT    magnitude|obs|channel, e.g. obs:0.5, obs:2:4, channel:0.25\n"
                "  --report FILE.md         write the report (Markdown; FILE.json too with --json)\n"
                "  --val-limit N            only the first N validation images\n"
@@ -64,6 +66,8 @@ enum {
         OPT_MIN_SPEEDUP,
         OPT_TARGET_SIZE,
         OPT_ANALYSIS_COUNT,
+        OPT_EQUALIZE,
+        OPT_NO_EQUALIZE,
 };
 
 static int parse_count(const char *arg, unsigned long max, unsigned long *ret) {
@@ -128,6 +132,8 @@ int cmd_optimize(int argc, char **argv) {
                 { "min-speedup", required_argument, NULL, OPT_MIN_SPEEDUP },
                 { "target-size", required_argument, NULL, OPT_TARGET_SIZE },
                 { "analysis-count", required_argument, NULL, OPT_ANALYSIS_COUNT },
+                { "equalize", no_argument, NULL, OPT_EQUALIZE },
+                { "no-equalize", no_argument, NULL, OPT_NO_EQUALIZE },
                 INPUT_SPEC_LONG_OPTIONS,
                 {},
         };
@@ -136,6 +142,7 @@ int cmd_optimize(int argc, char **argv) {
         OptimizeArgs args = {
                 .calib_count = 512,
                 .max_drop = NAN,
+                .equalize = -1,
                 .train_sample = 2000,
                 .seed = 1,
                 .bench_runs = 100,
@@ -187,6 +194,10 @@ int cmd_optimize(int argc, char **argv) {
                 case OPT_GPTQ:
                 case OPT_NO_GPTQ:
                         gptq = c == OPT_GPTQ;
+                        break;
+                case OPT_EQUALIZE:
+                case OPT_NO_EQUALIZE:
+                        args.equalize = c == OPT_EQUALIZE;
                         break;
                 case OPT_COMPARE:
                         args.compare = true;

@@ -11,6 +11,7 @@
 #include "macro.h"
 #include "cli.h"
 #include "optimize.h"
+#include "quant/equalize.h"
 #include "sha256.h"
 #include "search.h"
 
@@ -488,6 +489,19 @@ int optimize_run(const CvoptModel *float_model, const OptimizeArgs *args, Optimi
         calib_source.count = args->calib_count;
         report.n_calibration = args->calib_count;
         pipeline.progress = args->progress ? show_calibration : NULL;
+
+        _cleanup_(cvopt_model_freep) CvoptModel *equalized = NULL;
+        if (args->equalize > 0 || (args->equalize < 0 && graph_has_depthwise(float_model->graph))) {
+                r = model_clone(float_model, &equalized);
+                if (r < 0)
+                        return r;
+                r = equalize_graph(equalized->graph, 4);
+                if (r < 0)
+                        return r;
+                snprintf(report.summary + strlen(report.summary), sizeof(report.summary) - strlen(report.summary),
+                         "Equalized %d conv pairs across layers (weights rescaled, function unchanged). ", r);
+                float_model = equalized;
+        }
 
         _cleanup_(cvopt_model_freep) CvoptModel *pruned = NULL;
         const CvoptModel *original = float_model;

@@ -22,6 +22,7 @@ typedef struct OptimizeArgs {
         unsigned bench_runs;
         PipelineOptions pipeline;
         const PruneSpec *prune;  /* NULL: no pruning */
+        int equalize;            /* cross-layer equalization: 1 on, 0 off, -1 when the net has depthwise convs */
         /* Targets (NAN / 0: not stated). With any of them, the per-layer
          * bits and sparsity come from the sensitivity search. */
         double max_drop, min_size_reduction_pct, min_speedup_pct;
