@@ -43,7 +43,7 @@ def check(cond, what):
 
 def mkmodel(variant):
     path = os.path.join(TMP, "model%d.cvm" % variant)
-    out = subprocess.run([MKMODEL, path, str(variant)], check=True, stdout=subprocess.PIPE).stdout
+    out = subprocess.run([MKMODEL, "mkmodel", path, str(variant)], check=True, stdout=subprocess.PIPE).stdout
     return path, out.decode().strip()
 
 

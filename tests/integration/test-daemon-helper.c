@@ -93,7 +93,9 @@ static int mkmodel(const char *out, int variant) {
         m->labels = calloc(N_CLASSES, sizeof(char *));
         for (uint32_t k = 0; k < N_CLASSES; k++)
                 m->labels[k] = strdup(cvopt_dataset_class_name(ds, k));
-        m->provenance_json = strdup("{\"source\":\"test-daemon-helper nearest centroid\"}");
+        /* A nested object, as cvopt optimize writes one: cvoptctl's tests
+         * check that it is displayed. */
+        m->provenance_json = strdup("{\"source\":\"test-daemon-helper nearest centroid\",\"optimizer\":{\"method\":\"none\",\"top1_after\":0.7}}");
         if ((r = cvopt_model_save(m, out)) < 0)
                 return fail(out, r);
         printf("%s\n", m->id);
