@@ -228,29 +228,12 @@ static int refit(const GptqHessian *h, const float *w, int64_t rows, const uint8
  * the tensor's own layout and new dims. */
 static int replace_layer(CvoptGraph *g, uint32_t k, const float *w, int64_t channels, int64_t depth, const float *bias) {
         const CvoptNode *n = &g->nodes[k];
-        CvoptTensor *t = cvopt_node_input(g, n, 1), *b = cvopt_node_input(g, n, 2);
-        const bool transposed = n->op == CVOPT_OP_MATMUL || (n->op == CVOPT_OP_GEMM && cvopt_node_get_int(n, "transB", 0) == 0);
-        float *data = malloc((size_t) MAX(channels * depth, 1) * sizeof(float));
+        CvoptTensor *b = cvopt_node_input(g, n, 2);
+        int r;
 
-        if (!data)
-                return -ENOMEM;
-        for (int64_t c = 0; c < channels; c++)
-                for (int64_t i = 0; i < depth; i++)
-                        data[transposed ? i * channels + c : c * depth + i] = w[c * depth + i];
-        if (t->owns_data)
-                free(t->data);
-        t->data = data;
-        t->owns_data = true;
-        if (n->op == CVOPT_OP_CONV) {
-                t->dims[0] = channels;
-                t->dims[1] = depth / (t->dims[2] * t->dims[3]);
-        } else if (transposed) {
-                t->dims[0] = depth;
-                t->dims[1] = channels;
-        } else {
-                t->dims[0] = channels;
-                t->dims[1] = depth;
-        }
+        r = quantize_layer_replace_weights(g, k, w, channels, depth);
+        if (r < 0)
+                return r;
         if (b && n->op != CVOPT_OP_MATMUL) {
                 float *bd = malloc((size_t) channels * sizeof(float));
 

@@ -459,21 +459,21 @@ int quantize_layer_weights(const CvoptGraph *g, uint32_t node_index, float **ret
         return 0;
 }
 
-int quantize_layer_store_weights(CvoptGraph *g, uint32_t node_index, const float *weights) {
+int quantize_layer_replace_weights(CvoptGraph *g, uint32_t node_index, const float *weights, int64_t channels,
+                                   int64_t depth) {
         const CvoptNode *n;
         CvoptTensor *t;
         bool transposed;
-        int64_t channels, depth;
         float *copy;
 
-        if (node_index >= g->n_nodes || !quantize_is_layer(g, &g->nodes[node_index]))
+        if (node_index >= g->n_nodes || !quantize_is_layer(g, &g->nodes[node_index]) || channels < 1 || depth < 1)
                 return -EINVAL;
         n = &g->nodes[node_index];
         t = cvopt_node_input(g, n, 1);
+        if (n->op == CVOPT_OP_CONV && depth % (t->dims[2] * t->dims[3]) != 0)
+                return -EINVAL;
         transposed = n->op == CVOPT_OP_MATMUL || (n->op == CVOPT_OP_GEMM && cvopt_node_get_int(n, "transB", 0) == 0);
-        channels = transposed ? t->dims[1] : t->dims[0];
-        depth = cvopt_tensor_count(t) / MAX(channels, 1);
-        copy = malloc(cvopt_tensor_bytes(t));
+        copy = malloc((size_t) (channels * depth) * sizeof(float));
         if (!copy)
                 return -ENOMEM;
         for (int64_t c = 0; c < channels; c++)
@@ -484,5 +484,24 @@ int quantize_layer_store_weights(CvoptGraph *g, uint32_t node_index, const float
                 free(t->data);
         t->data = copy;
         t->owns_data = true;
+        if (n->op == CVOPT_OP_CONV) {
+                t->dims[1] = depth / (t->dims[2] * t->dims[3]);
+                t->dims[0] = channels;
+        } else {
+                t->dims[transposed ? 0 : 1] = depth;
+                t->dims[transposed ? 1 : 0] = channels;
+        }
         return 0;
+}
+
+int quantize_layer_store_weights(CvoptGraph *g, uint32_t node_index, const float *weights) {
+        float *current;
+        int64_t channels, depth;
+        int r;
+
+        r = quantize_layer_weights(g, node_index, &current, &channels, &depth);
+        if (r < 0)
+                return r;
+        free(current);
+        return quantize_layer_replace_weights(g, node_index, weights, channels, depth);
 }

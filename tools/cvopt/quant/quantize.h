@@ -68,6 +68,10 @@ int quantize_layer_weights(const CvoptGraph *g, uint32_t node_index, float **ret
 /* Writes weights [channels][depth] back into the node's weight tensor (in
  * its own layout), into a newly allocated buffer. */
 int quantize_layer_store_weights(CvoptGraph *g, uint32_t node_index, const float *weights);
+/* The same with a new shape: channels x depth (a conv keeps its kernel
+ * window, so depth must be a multiple of it). */
+int quantize_layer_replace_weights(CvoptGraph *g, uint32_t node_index, const float *weights, int64_t channels,
+                                   int64_t depth);
 
 /* Per-channel symmetric weight quantization of a [channels, depth] matrix
  * to bits (2..8): scale = max|w| / (2^(bits-1) - 1). */
