@@ -401,6 +401,16 @@ static int read_tensor(Reader *rd, uint32_t i, const uint8_t *e) {
         r = read_data(rd, t, i, e, count);
         if (r < 0)
                 return r;
+        /* A sparse storage may carry the hint: its values must still fit
+         * int4, or saving the model again could not honour it. */
+        if (t->pack_int4 && t->data)
+                for (uint64_t k = 0; k < count; k++) {
+                        int8_t v = ((const int8_t *) t->data)[k];
+
+                        if (v < -8 || v > 7)
+                                return fail(rd, -CVOPT_E_FORMAT, "tensor %u '%s': int4 hint but value %d", i,
+                                            name, v);
+                }
         return read_quant(rd, t, i, e);
 }
 

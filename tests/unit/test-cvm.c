@@ -675,6 +675,12 @@ static void test_inconsistent_content(void **state) {
         expect_refused(buf, size, -CVOPT_E_FORMAT, "tensor 2 'conv1.bias': data (offset 0, 16 bytes) overlaps");
 
         RESET();
+        /* The int4 hint on int8 values outside [-8, 7] kept dense (a saved
+         * copy could not honour the hint; found by fuzz-cvm). */
+        tensor_entry(buf, 4)[7] |= CVM_TENSOR_FLAG_INT4_HINT;
+        expect_refused(buf, size, -CVOPT_E_FORMAT, "tensor 4 'q.weight': int4 hint but value");
+
+        RESET();
         cvm_put_u32(tensor_entry(buf, 3), 100000); /* name outside the strings */
         expect_refused(buf, size, -CVOPT_E_FORMAT, "outside the string table");
 
