@@ -54,6 +54,7 @@ typedef struct Daemon {
         /* fps over the last status interval */
         uint64_t fps_last_usec, fps_last_frames;
         double fps;
+        bool fps_measured; /* a whole interval has passed */
         uint64_t frame_errors_logged;
         uint64_t log_last_usec;
         uint64_t watchdog_usec; /* 0: no watchdog */

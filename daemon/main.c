@@ -195,6 +195,7 @@ static int on_timer(sd_event_source *es, uint64_t usec, void *userdata) {
                 d->fps = (double) (t.frames_classified - d->fps_last_frames) * 1e6 / (double) (now - d->fps_last_usec);
                 d->fps_last_usec = now;
                 d->fps_last_frames = t.frames_classified;
+                d->fps_measured = true;
                 if (d->ready_sent)
                         notify_status(d);
                 /* Bad frames are counted per frame but logged at most once

@@ -39,6 +39,17 @@ static json_t *camera_json(Daemon *d, const Telemetry *t) {
                          (json_int_t) t->camera_lost_events);
 }
 
+/* fps over the last status interval; before the first one has passed, the
+ * rate since start, so a fresh daemon that is classifying does not say 0. */
+static double current_fps(Daemon *d, const Telemetry *t) {
+        uint64_t elapsed;
+
+        if (d->fps_measured)
+                return d->fps;
+        elapsed = now_usec(CLOCK_MONOTONIC) - d->fps_last_usec;
+        return elapsed ? (double) (t->frames_classified - d->fps_last_frames) * 1e6 / (double) elapsed : 0.0;
+}
+
 json_t *daemon_status_json(Daemon *d) {
         Telemetry t;
         telemetry_snapshot(&d->telemetry, &t);
@@ -52,7 +63,7 @@ json_t *daemon_status_json(Daemon *d) {
                          "version", PROJECT_VERSION, "protocol", 1, "state", daemon_state(d), "uptime_usec",
                          (json_int_t) (now_usec(CLOCK_MONOTONIC) - d->start_usec), "pid", (int) getpid(), "camera",
                          camera_json(d, &t), "model", "id", d->model_id, "path", d->model_path, "backend",
-                         d->backend, "fps", d->fps, "paused", (int) atomic_load(&d->pipeline->paused), "clients",
+                         d->backend, "fps", current_fps(d, &t), "paused", (int) atomic_load(&d->pipeline->paused), "clients",
                          (json_int_t) d->server->n_clients, "latency_usec", "total", "p50",
                          (json_int_t) histogram_quantile(&t.stages[STAGE_TOTAL], 0.5), "p99",
                          (json_int_t) histogram_quantile(&t.stages[STAGE_TOTAL], 0.99), "inference", "p50",
@@ -80,7 +91,7 @@ json_t *daemon_stats_json(Daemon *d) {
                          "uptime_usec", (json_int_t) (now_usec(CLOCK_MONOTONIC) - d->start_usec), "frames",
                          "captured", (json_int_t) t.frames_captured, "classified", (json_int_t) t.frames_classified,
                          "dropped", (json_int_t) t.frames_dropped, "errors", (json_int_t) t.frame_errors,
-                         "results_published", (json_int_t) d->results_published, "fps", d->fps, "latency_usec",
+                         "results_published", (json_int_t) d->results_published, "fps", current_fps(d, &t), "latency_usec",
                          latency, "cpu_usec_per_frame",
                          (json_int_t) (t.frames_classified ? t.cpu_usec_total / t.frames_classified : 0), "rss_bytes",
                          (json_int_t) process_rss_bytes(), "camera", camera_json(d, &t), "backend", d->backend,
@@ -116,7 +127,7 @@ char *daemon_metrics_text(Daemon *d) {
         COUNTER("model_reloads_total", "Successful model reloads.", d->reloads);
         COUNTER("model_reload_failures_total", "Reloads refused because the new model failed.", d->reload_failures);
         COUNTER("classify_requests_total", "Images classified for clients.", t.classify_requests);
-        GAUGE("fps", "Frames classified per second over the last status interval.", "%.3f", d->fps);
+        GAUGE("fps", "Frames classified per second over the last status interval.", "%.3f", current_fps(d, &t));
         GAUGE("clients", "Connected socket clients.", "%u", d->server->n_clients);
         GAUGE("rss_bytes", "Resident set size.", "%llu", (unsigned long long) process_rss_bytes());
         GAUGE("uptime_seconds", "Seconds since start.", "%.3f",

@@ -64,7 +64,7 @@ echo "-- status (cvoptctl status)"
 "$cvoptctl" status
 echo
 echo "-- the serving model (cvoptctl model)"
-"$cvoptctl" model | head -14
+"$cvoptctl" model
 echo
 echo "== stop"
 kill "$daemon_pid"
