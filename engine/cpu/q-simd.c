@@ -2,6 +2,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "macro.h"
 #include "q-simd.h"
 
@@ -85,6 +89,56 @@ size_t q_cols_bytes(const QPackedWeights *w, int64_t pixels) {
         int64_t padded = DIV_ROUND_UP(pixels, Q_PIXEL_BLOCK) * Q_PIXEL_BLOCK;
 
         return (size_t) (w->steps * padded * w->step) * (w->isa == Q_ISA_AVX512_VNNI ? 1 : 2);
+}
+
+void q_cols_pack_step(const QPackedWeights *w, const uint8_t *const *rows, int64_t pixels_padded, int64_t s, void *cols) {
+        int64_t p = 0;
+
+        if (w->isa == Q_ISA_AVX512_VNNI) {
+                uint8_t *dst = (uint8_t *) cols + (size_t) (s * pixels_padded) * 4;
+
+#if defined(__SSE2__)
+                /* 16 pixels of 4 rows -> 16 lanes of (k0, k1, k2, k3). */
+                for (; p + 16 <= pixels_padded; p += 16) {
+                        __m128i a = _mm_loadu_si128((const __m128i *) (rows[0] + p));
+                        __m128i b = _mm_loadu_si128((const __m128i *) (rows[1] + p));
+                        __m128i c = _mm_loadu_si128((const __m128i *) (rows[2] + p));
+                        __m128i d = _mm_loadu_si128((const __m128i *) (rows[3] + p));
+                        __m128i ab_lo = _mm_unpacklo_epi8(a, b), ab_hi = _mm_unpackhi_epi8(a, b);
+                        __m128i cd_lo = _mm_unpacklo_epi8(c, d), cd_hi = _mm_unpackhi_epi8(c, d);
+                        uint8_t *o = dst + p * 4;
+
+                        _mm_storeu_si128((__m128i *) o, _mm_unpacklo_epi16(ab_lo, cd_lo));
+                        _mm_storeu_si128((__m128i *) (o + 16), _mm_unpackhi_epi16(ab_lo, cd_lo));
+                        _mm_storeu_si128((__m128i *) (o + 32), _mm_unpacklo_epi16(ab_hi, cd_hi));
+                        _mm_storeu_si128((__m128i *) (o + 48), _mm_unpackhi_epi16(ab_hi, cd_hi));
+                }
+#endif
+                for (; p < pixels_padded; p++)
+                        for (int j = 0; j < 4; j++)
+                                dst[p * 4 + j] = rows[j][p];
+                return;
+        }
+
+        int16_t *dst = (int16_t *) cols + (size_t) (s * pixels_padded) * 2;
+#if defined(__SSE2__)
+        /* 16 pixels of 2 rows -> 16 pairs of int16 (k0, k1). */
+        const __m128i zero = _mm_setzero_si128();
+        for (; p + 16 <= pixels_padded; p += 16) {
+                __m128i a = _mm_loadu_si128((const __m128i *) (rows[0] + p));
+                __m128i b = _mm_loadu_si128((const __m128i *) (rows[1] + p));
+                __m128i lo = _mm_unpacklo_epi8(a, b), hi = _mm_unpackhi_epi8(a, b);
+                int16_t *o = dst + p * 2;
+
+                _mm_storeu_si128((__m128i *) o, _mm_unpacklo_epi8(lo, zero));
+                _mm_storeu_si128((__m128i *) (o + 8), _mm_unpackhi_epi8(lo, zero));
+                _mm_storeu_si128((__m128i *) (o + 16), _mm_unpacklo_epi8(hi, zero));
+                _mm_storeu_si128((__m128i *) (o + 24), _mm_unpackhi_epi8(hi, zero));
+        }
+#endif
+        for (; p < pixels_padded; p++)
+                for (int j = 0; j < 2; j++)
+                        dst[p * 2 + j] = rows[j][p];
 }
 
 /* Only x86 builds have the kernels; elsewhere q_isa_detect() says NONE and

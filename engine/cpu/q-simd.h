@@ -61,6 +61,12 @@ static inline void q_cols_set(const QPackedWeights *w, void *cols, int64_t pixel
                 ((int16_t *) cols)[at] = value;
 }
 
+/* Packs step k of a column buffer from w->step rows of pixels_padded u8
+ * values, one row per k value of the step (a row for k >= depth may hold
+ * anything: its weights are 0). SSE2 interleaving where the compiler has
+ * it, so the unrolled input is written in vectors, not byte by byte. */
+void q_cols_pack_step(const QPackedWeights *w, const uint8_t *const *rows, int64_t pixels_padded, int64_t s, void *cols);
+
 /* acc [channels][pixels_padded] = packed weights x packed columns. */
 void q_gemm(const QPackedWeights *w, const void *cols, int64_t pixels_padded, int32_t *acc);
 

@@ -16,6 +16,7 @@ typedef struct SimdNode {
         QRequantParams params;
         int64_t pixels, pixels_padded;
         void *cols;
+        uint8_t *unrolled; /* im2col scratch: w->step rows of pixels_padded */
         int32_t *acc;
         uint8_t *row; /* QGemm: one input row padded to row_length */
 } SimdNode;
@@ -53,6 +54,7 @@ static void simd_done(void *ctx) {
         for (uint32_t k = 0; k < c->n_nodes; k++) {
                 q_packed_weights_done(&c->nodes[k].weights);
                 free(c->nodes[k].cols);
+                free(c->nodes[k].unrolled);
                 free(c->nodes[k].acc);
                 free(c->nodes[k].row);
         }
@@ -111,51 +113,78 @@ static int simd_prepare_node(void *ctx, const CvoptGraph *g, const CvoptNode *n,
                         return r;
                 s->pixels = s->window.out_h * s->window.out_w;
                 s->pixels_padded = DIV_ROUND_UP(s->pixels, Q_PIXEL_BLOCK) * Q_PIXEL_BLOCK;
-                /* Zeroed once: the padding rows (k >= depth) and padding
-                 * pixels are never written, so they stay 0. */
+                /* Padding pixels of the scratch rows are never written and
+                 * stay 0; rows past depth meet zero weights. */
                 s->cols = calloc(1, q_cols_bytes(&s->weights, s->pixels));
+                s->unrolled = calloc((size_t) (s->weights.step * s->pixels_padded), 1);
                 s->acc = malloc((size_t) (channels * s->pixels_padded) * sizeof(int32_t));
         } else {
                 s->row = calloc((size_t) s->weights.row_length, 1);
                 s->acc = malloc((size_t) channels * sizeof(int32_t));
         }
-        if ((n->op == CVOPT_OP_QCONV && !s->cols) || !s->acc || (n->op == CVOPT_OP_QGEMM && !s->row))
+        if ((n->op == CVOPT_OP_QCONV && (!s->cols || !s->unrolled)) || !s->acc || (n->op == CVOPT_OP_QGEMM && !s->row))
                 return -ENOMEM;
         s->prepared = true;
         return 0;
 }
 
-/* Unrolls the input into the packed column layout of the kernels. */
+/* One k = (kh, kw) of one input plane unrolled: the value each output
+ * pixel sees there, pad outside. Stride 1 rows are three runs (pad, copy,
+ * pad). */
+static void unroll_row(const QWindow *win, const uint8_t *plane, int64_t in_h, int64_t in_w, int64_t kh, int64_t kw,
+                       uint8_t pad, uint8_t *row) {
+        const int64_t x0 = kw * win->dilation_w - win->pad_left;
+
+        for (int64_t oy = 0; oy < win->out_h; oy++) {
+                const int64_t iy = oy * win->stride_h - win->pad_top + kh * win->dilation_h;
+                uint8_t *r = row + oy * win->out_w;
+                const uint8_t *src = plane + iy * in_w;
+
+                if (iy < 0 || iy >= in_h) {
+                        memset(r, pad, (size_t) win->out_w);
+                        continue;
+                }
+                if (win->stride_w == 1) {
+                        const int64_t lo = CLAMP(-x0, (int64_t) 0, win->out_w);
+                        const int64_t hi = CLAMP(in_w - x0, lo, win->out_w);
+
+                        memset(r, pad, (size_t) lo);
+                        memcpy(r + lo, src + lo + x0, (size_t) (hi - lo));
+                        memset(r + hi, pad, (size_t) (win->out_w - hi));
+                        continue;
+                }
+                for (int64_t ox = 0; ox < win->out_w; ox++) {
+                        const int64_t ix = ox * win->stride_w + x0;
+
+                        r[ox] = ix >= 0 && ix < in_w ? src[ix] : pad;
+                }
+        }
+}
+
+/* Unrolls the input into the packed column layout of the kernels, one step
+ * (w->step values of k) at a time. */
 static void simd_im2col(const SimdNode *s, const CvoptTensor *x, uint8_t pad) {
         const QWindow *win = &s->window;
-        const int64_t in_c = x->dims[1], in_h = x->dims[2], in_w = x->dims[3];
+        const int64_t in_h = x->dims[2], in_w = x->dims[3], kernel = win->kernel_h * win->kernel_w;
+        const int64_t depth = s->weights.depth;
         const int step = s->weights.step;
         const uint8_t *xd = x->data;
+        const uint8_t *rows[4];
 
-        for (int64_t ch = 0; ch < in_c; ch++)
-                for (int64_t kh = 0; kh < win->kernel_h; kh++)
-                        for (int64_t kw = 0; kw < win->kernel_w; kw++) {
-                                const int64_t k = (ch * win->kernel_h + kh) * win->kernel_w + kw;
-                                const size_t base = (size_t) (k / step) * (size_t) s->pixels_padded * (size_t) step +
-                                                    (size_t) (k % step);
-                                const uint8_t *plane = xd + ch * in_h * in_w;
+        for (int j = 0; j < step; j++)
+                rows[j] = s->unrolled + j * s->pixels_padded;
+        for (int64_t st = 0; st < s->weights.steps; st++) {
+                for (int j = 0; j < step; j++) {
+                        const int64_t k = st * step + j;
 
-                                for (int64_t oy = 0; oy < win->out_h; oy++) {
-                                        const int64_t iy = oy * win->stride_h - win->pad_top + kh * win->dilation_h;
-                                        const bool row_inside = iy >= 0 && iy < in_h;
-
-                                        for (int64_t ox = 0; ox < win->out_w; ox++) {
-                                                const int64_t ix = ox * win->stride_w - win->pad_left + kw * win->dilation_w;
-                                                const uint8_t v = row_inside && ix >= 0 && ix < in_w ? plane[iy * in_w + ix] : pad;
-                                                const size_t at = base + (size_t) (oy * win->out_w + ox) * (size_t) step;
-
-                                                if (step == 4)
-                                                        ((uint8_t *) s->cols)[at] = v;
-                                                else
-                                                        ((int16_t *) s->cols)[at] = v;
-                                        }
-                                }
-                        }
+                        /* Past depth the weights are 0: the row's content is moot. */
+                        if (k >= depth)
+                                break;
+                        unroll_row(win, xd + (k / kernel) * in_h * in_w, in_h, in_w, (k % kernel) / win->kernel_w,
+                                   k % win->kernel_w, pad, s->unrolled + j * s->pixels_padded);
+                }
+                q_cols_pack_step(&s->weights, rows, s->pixels_padded, st, s->cols);
+        }
 }
 
 static int simd_run_node(void *ctx, const CvoptGraph *g, const CvoptNode *n, uint32_t node_index,

@@ -285,13 +285,15 @@ static void *producer(void *userdata) {
                                 abort();
                         b->bytes_used = render_locked(b, img);
                         cvopt_image_free(img);
-                        if (fault_at(FAULT_SHORT, frame)) {
-                                fault_at(FAULT_SHORT, frame)->done = true;
+                        Fault *f = fault_at(FAULT_SHORT, frame);
+                        if (f) {
+                                f->done = true;
                                 b->bytes_used /= 2;
                                 cam_log("short %llu", (unsigned long long) frame);
                         }
-                        if (fault_at(FAULT_EIO, frame)) {
-                                fault_at(FAULT_EIO, frame)->done = true;
+                        f = fault_at(FAULT_EIO, frame);
+                        if (f) {
+                                f->done = true;
                                 cam.eio_pending = true;
                         }
                         b->sequence = item;
