@@ -16,7 +16,9 @@ typedef struct SimdNode {
         QRequantParams params;
         int64_t pixels, pixels_padded;
         void *cols;
-        uint8_t *unrolled; /* im2col scratch: w->step rows of pixels_padded */
+        uint8_t *unrolled; /* im2col scratch: w->step rows of pixels_padded (+16) */
+        uint8_t *padded;   /* the input with its pads, plane by plane (+16) */
+        int64_t padded_h, padded_w;
         int32_t *acc;
         uint8_t *row; /* QGemm: one input row padded to row_length */
 } SimdNode;
@@ -55,6 +57,7 @@ static void simd_done(void *ctx) {
                 q_packed_weights_done(&c->nodes[k].weights);
                 free(c->nodes[k].cols);
                 free(c->nodes[k].unrolled);
+                free(c->nodes[k].padded);
                 free(c->nodes[k].acc);
                 free(c->nodes[k].row);
         }
@@ -116,61 +119,65 @@ static int simd_prepare_node(void *ctx, const CvoptGraph *g, const CvoptNode *n,
                 /* Padding pixels of the scratch rows are never written and
                  * stay 0; rows past depth meet zero weights. */
                 s->cols = calloc(1, q_cols_bytes(&s->weights, s->pixels));
-                s->unrolled = calloc((size_t) (s->weights.step * s->pixels_padded), 1);
+                /* Rows are copied 16 bytes at a time: the last may run 15
+                 * bytes over, into slack. */
+                s->unrolled = calloc((size_t) (s->weights.step * s->pixels_padded + 16), 1);
+                s->padded_h = x->dims[2] + s->window.pad_top + s->window.pad_bottom;
+                s->padded_w = x->dims[3] + s->window.pad_left + s->window.pad_right;
+                s->padded = calloc((size_t) (x->dims[1] * s->padded_h * s->padded_w + 16), 1);
                 s->acc = malloc((size_t) (channels * s->pixels_padded) * sizeof(int32_t));
         } else {
                 s->row = calloc((size_t) s->weights.row_length, 1);
                 s->acc = malloc((size_t) channels * sizeof(int32_t));
         }
-        if ((n->op == CVOPT_OP_QCONV && (!s->cols || !s->unrolled)) || !s->acc || (n->op == CVOPT_OP_QGEMM && !s->row))
+        if ((n->op == CVOPT_OP_QCONV && (!s->cols || !s->unrolled || !s->padded)) || !s->acc || (n->op == CVOPT_OP_QGEMM && !s->row))
                 return -ENOMEM;
         s->prepared = true;
         return 0;
 }
 
-/* One k = (kh, kw) of one input plane unrolled: the value each output
- * pixel sees there, pad outside. Stride 1 rows are three runs (pad, copy,
- * pad). */
-static void unroll_row(const QWindow *win, const uint8_t *plane, int64_t in_h, int64_t in_w, int64_t kh, int64_t kw,
-                       uint8_t pad, uint8_t *row) {
-        const int64_t x0 = kw * win->dilation_w - win->pad_left;
+/* Copies n bytes in 16-byte moves: may write up to 15 bytes past dst + n
+ * and read as far past src + n (both buffers have that slack). */
+static inline void copy16(uint8_t *dst, const uint8_t *src, int64_t n) {
+        for (int64_t i = 0; i < n; i += 16)
+                memcpy(dst + i, src + i, 16);
+}
+
+/* One k = (kh, kw) of one padded input plane unrolled: the value each
+ * output pixel sees there. Rows are written in order, so each one's
+ * overrun is overwritten by the next. */
+static void unroll_row(const SimdNode *s, const uint8_t *plane, int64_t kh, int64_t kw, uint8_t *row) {
+        const QWindow *win = &s->window;
 
         for (int64_t oy = 0; oy < win->out_h; oy++) {
-                const int64_t iy = oy * win->stride_h - win->pad_top + kh * win->dilation_h;
+                const uint8_t *src = plane + (oy * win->stride_h + kh * win->dilation_h) * s->padded_w +
+                                     kw * win->dilation_w;
                 uint8_t *r = row + oy * win->out_w;
-                const uint8_t *src = plane + iy * in_w;
 
-                if (iy < 0 || iy >= in_h) {
-                        memset(r, pad, (size_t) win->out_w);
-                        continue;
-                }
-                if (win->stride_w == 1) {
-                        const int64_t lo = CLAMP(-x0, (int64_t) 0, win->out_w);
-                        const int64_t hi = CLAMP(in_w - x0, lo, win->out_w);
-
-                        memset(r, pad, (size_t) lo);
-                        memcpy(r + lo, src + lo + x0, (size_t) (hi - lo));
-                        memset(r + hi, pad, (size_t) (win->out_w - hi));
-                        continue;
-                }
-                for (int64_t ox = 0; ox < win->out_w; ox++) {
-                        const int64_t ix = ox * win->stride_w + x0;
-
-                        r[ox] = ix >= 0 && ix < in_w ? src[ix] : pad;
-                }
+                if (win->stride_w == 1)
+                        copy16(r, src, win->out_w);
+                else
+                        for (int64_t ox = 0; ox < win->out_w; ox++)
+                                r[ox] = src[ox * win->stride_w];
         }
 }
 
 /* Unrolls the input into the packed column layout of the kernels, one step
- * (w->step values of k) at a time. */
+ * (w->step values of k) at a time, from a copy of the input with its pads
+ * in place, so no pixel needs a bounds check. */
 static void simd_im2col(const SimdNode *s, const CvoptTensor *x, uint8_t pad) {
         const QWindow *win = &s->window;
-        const int64_t in_h = x->dims[2], in_w = x->dims[3], kernel = win->kernel_h * win->kernel_w;
-        const int64_t depth = s->weights.depth;
+        const int64_t in_c = x->dims[1], in_h = x->dims[2], in_w = x->dims[3], kernel = win->kernel_h * win->kernel_w;
+        const int64_t plane = s->padded_h * s->padded_w, depth = s->weights.depth;
         const int step = s->weights.step;
         const uint8_t *xd = x->data;
         const uint8_t *rows[4];
 
+        memset(s->padded, pad, (size_t) (in_c * plane));
+        for (int64_t ch = 0; ch < in_c; ch++)
+                for (int64_t y = 0; y < in_h; y++)
+                        memcpy(s->padded + ch * plane + (y + win->pad_top) * s->padded_w + win->pad_left,
+                               xd + (ch * in_h + y) * in_w, (size_t) in_w);
         for (int j = 0; j < step; j++)
                 rows[j] = s->unrolled + j * s->pixels_padded;
         for (int64_t st = 0; st < s->weights.steps; st++) {
@@ -180,8 +187,8 @@ static void simd_im2col(const SimdNode *s, const CvoptTensor *x, uint8_t pad) {
                         /* Past depth the weights are 0: the row's content is moot. */
                         if (k >= depth)
                                 break;
-                        unroll_row(win, xd + (k / kernel) * in_h * in_w, in_h, in_w, (k % kernel) / win->kernel_w,
-                                   k % win->kernel_w, pad, s->unrolled + j * s->pixels_padded);
+                        unroll_row(s, s->padded + (k / kernel) * plane, (k % kernel) / win->kernel_w, k % win->kernel_w,
+                                   s->unrolled + j * s->pixels_padded);
                 }
                 q_cols_pack_step(&s->weights, rows, s->pixels_padded, st, s->cols);
         }
