@@ -61,7 +61,10 @@ int q_pack_weights(QIsa isa, const int8_t *w, int64_t channels, int64_t depth, Q
         p.row_length = DIV_ROUND_UP(depth, 64) * 64;
         elem = isa == Q_ISA_AVX512_VNNI ? 1 : 2;
         p.data = calloc((size_t) (blocks * p.steps * Q_OC_BLOCK * p.step), elem);
-        p.rows = calloc((size_t) (channels * p.row_length), elem);
+        /* GEMV rows stay s8 for both ISAs: the GEMV streams every weight
+         * once per inference, so it is bound by their bytes, and AVX2
+         * widens 16 at a time for the price of one shuffle. */
+        p.rows = calloc((size_t) (channels * p.row_length), 1);
         if (!p.data || !p.rows) {
                 q_packed_weights_done(&p);
                 return -ENOMEM;
@@ -73,13 +76,11 @@ int q_pack_weights(QIsa isa, const int8_t *w, int64_t channels, int64_t depth, Q
                                      (size_t) (c % Q_OC_BLOCK)) * (size_t) p.step + (size_t) (k % p.step);
                         size_t row_at = (size_t) c * (size_t) p.row_length + (size_t) k;
 
-                        if (elem == 1) {
+                        if (elem == 1)
                                 ((int8_t *) p.data)[at] = v;
-                                ((int8_t *) p.rows)[row_at] = v;
-                        } else {
+                        else
                                 ((int16_t *) p.data)[at] = v;
-                                ((int16_t *) p.rows)[row_at] = v;
-                        }
+                        ((int8_t *) p.rows)[row_at] = v;
                 }
         *ret = p;
         return 0;

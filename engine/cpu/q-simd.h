@@ -38,7 +38,7 @@ typedef struct QPackedWeights {
         int step;           /* k values per 32-bit lane: 4 (VNNI) or 2 (AVX2) */
         int64_t row_length; /* depth rounded up to 64: one AVX-512 load */
         void *data;         /* [ceil(channels / Q_OC_BLOCK)][steps][Q_OC_BLOCK][step], s8 or s16 */
-        void *rows;         /* GEMV layout: [channels][row_length], s8 (VNNI) or s16 (AVX2) */
+        void *rows;         /* GEMV layout: [channels][row_length], s8 */
 } QPackedWeights;
 
 int q_pack_weights(QIsa isa, const int8_t *w, int64_t channels, int64_t depth, QPackedWeights *ret);

@@ -63,22 +63,27 @@ static int32_t hsum(__m256i v) {
         return _mm_cvtsi128_si32(s);
 }
 
+/* 16 weights of a row, widened to int16. */
+static inline __m256i load_s8(const int8_t *p) {
+        return _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *) p));
+}
+
 void q_gemv_avx2(const QPackedWeights *w, const uint8_t *x, int32_t *acc) {
-        const int16_t *rows = w->rows;
+        const int8_t *rows = w->rows;
         const int64_t length = w->row_length;
         int64_t c = 0;
 
         for (; c + 4 <= w->channels; c += 4) {
                 __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
-                const int16_t *r0 = rows + c * length;
+                const int8_t *r0 = rows + c * length;
 
                 for (int64_t k = 0; k < length; k += 16) {
                         const __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *) (x + k)));
 
-                        s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(v, _mm256_loadu_si256((const __m256i *) (r0 + k))));
-                        s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(v, _mm256_loadu_si256((const __m256i *) (r0 + length + k))));
-                        s2 = _mm256_add_epi32(s2, _mm256_madd_epi16(v, _mm256_loadu_si256((const __m256i *) (r0 + 2 * length + k))));
-                        s3 = _mm256_add_epi32(s3, _mm256_madd_epi16(v, _mm256_loadu_si256((const __m256i *) (r0 + 3 * length + k))));
+                        s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(v, load_s8(r0 + k)));
+                        s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(v, load_s8(r0 + length + k)));
+                        s2 = _mm256_add_epi32(s2, _mm256_madd_epi16(v, load_s8(r0 + 2 * length + k)));
+                        s3 = _mm256_add_epi32(s3, _mm256_madd_epi16(v, load_s8(r0 + 3 * length + k)));
                 }
                 acc[c] = hsum(s0);
                 acc[c + 1] = hsum(s1);
@@ -91,7 +96,7 @@ void q_gemv_avx2(const QPackedWeights *w, const uint8_t *x, int32_t *acc) {
                 for (int64_t k = 0; k < length; k += 16) {
                         const __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *) (x + k)));
 
-                        s = _mm256_add_epi32(s, _mm256_madd_epi16(v, _mm256_loadu_si256((const __m256i *) (rows + c * length + k))));
+                        s = _mm256_add_epi32(s, _mm256_madd_epi16(v, load_s8(rows + c * length + k)));
                 }
                 acc[c] = hsum(s);
         }
