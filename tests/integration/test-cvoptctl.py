@@ -162,6 +162,10 @@ def case_commands():
         j = ctl("--json", "stats").json()
         check(j["frames"]["classified"] >= int(m.group(2)), "stats --json: counters only grow")
         check(j["latency_usec"]["inference"]["count"] > 0, "stats --json: latency histograms")
+        # Global options may follow the command too.
+        j2 = ctl("stats", "--json", "--timeout", "5").json()
+        check(j2["frames"]["classified"] >= j["frames"]["classified"], "stats --json --timeout 5 (options after the command)")
+        check(ctl("status", "--timeout").rc == 2, "status --timeout without a value: usage error")
 
         # metrics: Prometheus text, as the daemon returns it.
         r = ctl("metrics")

@@ -436,6 +436,59 @@ static const Command *find_command(const char *name) {
         return NULL;
 }
 
+static int set_timeout(Ctl *ctl, const char *arg) {
+        char *end;
+        double sec = strtod(arg, &end);
+
+        if (*end || end == arg || !(sec > 0 && sec <= 86400)) {
+                fprintf(stderr, "cvoptctl: --timeout wants seconds in (0, 86400], not \"%s\"\n", arg);
+                return -1;
+        }
+        ctl->timeout_usec = (uint64_t) (sec * 1e6);
+        return 0;
+}
+
+/* The global options may also follow the command ("cvoptctl stats
+ * --json"): they are taken out of the command's arguments here, up to a
+ * "--". Sets *ret_argc to what is left. */
+static int take_global_options(Ctl *ctl, int argc, char **argv, int *ret_argc) {
+        int out = 1, i = 1;
+
+        for (; i < argc; i++) {
+                const char *a = argv[i];
+
+                if (streq(a, "--"))
+                        break;
+                if (streq(a, "--json") || streq(a, "-j")) {
+                        ctl->json = true;
+                } else if (streq(a, "--socket") || streq(a, "-s") || streq(a, "--timeout") || streq(a, "-t")) {
+                        if (i + 1 >= argc) {
+                                fprintf(stderr, "cvoptctl: %s needs a value\n", a);
+                                return EXIT_USAGE;
+                        }
+                        if (streq(a, "--timeout") || streq(a, "-t")) {
+                                if (set_timeout(ctl, argv[i + 1]) < 0)
+                                        return EXIT_USAGE;
+                        } else {
+                                ctl->socket_path = argv[i + 1];
+                        }
+                        i++;
+                } else if (startswith(a, "--socket=")) {
+                        ctl->socket_path = a + strlen("--socket=");
+                } else if (startswith(a, "--timeout=")) {
+                        if (set_timeout(ctl, a + strlen("--timeout=")) < 0)
+                                return EXIT_USAGE;
+                } else {
+                        argv[out++] = argv[i];
+                }
+        }
+        for (; i < argc; i++)
+                argv[out++] = argv[i];
+        argv[out] = NULL;
+        *ret_argc = out;
+        return EXIT_OK;
+}
+
 int main(int argc, char **argv) {
         static const struct option options[] = {
                 { "socket", required_argument, NULL, 's' },
@@ -460,16 +513,10 @@ int main(int argc, char **argv) {
                 case 'j':
                         ctl.json = true;
                         break;
-                case 't': {
-                        char *end;
-                        double sec = strtod(optarg, &end);
-                        if (*end || end == optarg || !(sec > 0 && sec <= 86400)) {
-                                fprintf(stderr, "cvoptctl: --timeout wants seconds in (0, 86400], not \"%s\"\n", optarg);
+                case 't':
+                        if (set_timeout(&ctl, optarg) < 0)
                                 return EXIT_USAGE;
-                        }
-                        ctl.timeout_usec = (uint64_t) (sec * 1e6);
                         break;
-                }
                 case 'h':
                         print_help();
                         return EXIT_OK;
@@ -486,6 +533,13 @@ int main(int argc, char **argv) {
                 return EXIT_USAGE;
         }
         const Command *c = find_command(argv[optind]);
+        if (c) {
+                int r = take_global_options(&ctl, argc - optind, argv + optind, &argc);
+
+                if (r != EXIT_OK)
+                        return r;
+                argc += optind;
+        }
         if (!c) {
                 if (strcmp(argv[optind], "help") == 0) {
                         print_help();
