@@ -267,6 +267,18 @@ static int plan_source_row(CvoptResizePlan *plan, uint32_t y, CvoptPixelSourceFu
         return 0;
 }
 
+/* sum = w * src (first) or sum += w * src. restrict lets the compiler
+ * vectorize: without it, it must assume sum may alias the weights and
+ * reload them per element (this loop was a third of cvoptd's CPU time). */
+static void accumulate_row(float *restrict sum, const float *restrict src, float w, size_t n, bool first) {
+        if (first)
+                for (size_t i = 0; i < n; i++)
+                        sum[i] = w * src[i];
+        else
+                for (size_t i = 0; i < n; i++)
+                        sum[i] += w * src[i];
+}
+
 int cvopt_resize_plan_run(CvoptResizePlan *plan, CvoptPixelSourceFunc source, void *source_userdata,
                           CvoptRowWriterFunc writer, void *writer_userdata) {
         const AxisTaps *ax = &plan->x, *ay = &plan->y;
@@ -298,12 +310,7 @@ int cvopt_resize_plan_run(CvoptResizePlan *plan, CvoptPixelSourceFunc source, vo
                         r = plan_source_row(plan, ay->first[j] + k, source, source_userdata, &src);
                         if (r < 0)
                                 return r;
-                        if (k == 0)
-                                for (size_t i = 0; i < n_src; i++)
-                                        plan->sum_row[i] = wy[0] * src[i];
-                        else
-                                for (size_t i = 0; i < n_src; i++)
-                                        plan->sum_row[i] += wy[k] * src[i];
+                        accumulate_row(plan->sum_row, src, wy[k], n_src, k == 0);
                 }
 
                 /* Horizontal pass. */
