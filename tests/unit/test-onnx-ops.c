@@ -201,6 +201,7 @@ static void test_reduce_mean_opsets(void **state) {
         _cleanup_(cvopt_model_freep) CvoptModel *m = NULL;
         Onnx__ModelProto *mp;
         Onnx__NodeProto *n;
+        const CvoptAttr *a;
         (void) state;
 
         /* torchvision's x.mean([2, 3]) at opset 13: the attribute. */
@@ -213,7 +214,34 @@ static void test_reduce_mean_opsets(void **state) {
         assert_reduce_shape(m, 2, (int64_t[]) { 1, 3 });
         m = cvopt_model_free(m);
 
-        /* Opset 13 has no axes input. */
+        /* Opset 18: axes is an input; a constant one becomes the attribute. */
+        mp = model_reduce(18, "ReduceMean", &n);
+        add_int64_init(mp, "axes", 2, (int64_t[]) { -1, -2 });
+        node_add_input(n, "axes");
+        assert_int_equal(import_model(mp, &m), 0);
+        assert_int_equal(m->graph->nodes[0].n_inputs, 1);
+        a = cvopt_node_attr(&m->graph->nodes[0], "axes");
+        assert_non_null(a);
+        assert_int_equal(a->count, 2);
+        assert_int_equal(a->ints[0], -1);
+        assert_reduce_shape(m, 4, (int64_t[]) { 1, 3, 1, 1 });
+        m = cvopt_model_free(m);
+
+        /* Opset 18 with an empty axes input and noop_with_empty_axes: a copy. */
+        mp = model_reduce(18, "ReduceMax", &n);
+        add_int64_init(mp, "axes", 0, NULL);
+        node_add_input(n, "axes");
+        attr_int(n, "noop_with_empty_axes", 1);
+        assert_int_equal(import_model(mp, &m), 0);
+        assert_null(cvopt_node_attr(&m->graph->nodes[0], "axes"));
+        assert_reduce_shape(m, 4, (int64_t[]) { 1, 3, 2, 2 });
+        m = cvopt_model_free(m);
+
+        /* Opset 18 has no axes attribute, and 13 no axes input. */
+        mp = model_reduce(18, "ReduceMean", &n);
+        attr_ints(n, "axes", 1, (int64_t[]) { 2 });
+        assert_int_equal(import_model(mp, &m), -CVOPT_E_UNSUPPORTED);
+        assert_non_null(strstr(cvopt_error_detail(), "(op ReduceMean): attribute 'axes' = [2] not supported"));
         mp = model_reduce(13, "ReduceMean", &n);
         add_int64_init(mp, "axes", 1, (int64_t[]) { 2 });
         node_add_input(n, "axes");
@@ -222,6 +250,14 @@ static void test_reduce_mean_opsets(void **state) {
         mp = model_reduce(13, "ReduceMean", &n);
         attr_int(n, "noop_with_empty_axes", 1);
         assert_int_equal(import_model(mp, &m), -CVOPT_E_UNSUPPORTED);
+
+        /* A run-time axes input is refused at import. */
+        mp = model_reduce(18, "ReduceMean", &n);
+        APPEND(mp->graph->n_input, mp->graph->input,
+               value_info("axes", ONNX__TENSOR_PROTO__DATA_TYPE__INT64, 1, (int64_t[]) { 1 }));
+        node_add_input(n, "axes");
+        assert_int_equal(import_model(mp, &m), -CVOPT_E_UNSUPPORTED);
+        assert_non_null(strstr(cvopt_error_detail(), "axes input 'axes' is computed at run time"));
 }
 
 static void test_reduce_sum_opset13(void **state) {

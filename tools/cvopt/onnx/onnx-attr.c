@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* ONNX node attributes: each op's table of the attributes it may carry in
- * opsets 7 to 17, with their types, and the copy of checked attributes onto
+ * opsets 7 to 18, with their types, and the copy of checked attributes onto
  * IR nodes under their ONNX names. An attribute not in the table (unknown,
  * or from an opset that does not have it) fails: the executor would ignore
  * it, and ignoring an attribute can give a silently wrong answer. */

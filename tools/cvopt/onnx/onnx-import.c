@@ -2,7 +2,7 @@
 /* ONNX model -> graph IR.
  *
  * The IR gives every op ONE meaning, whatever opset the model was exported
- * with (7 to 17 for the default domain; anything else fails, naming the
+ * with (7 to 18 for the default domain; anything else fails, naming the
  * opset). Where ONNX changed an op between opsets, the importer rewrites
  * the node into the IR's form:
  *

@@ -8,7 +8,7 @@
 #include "macro.h"
 #include "onnx-internal.h"
 
-/* Input counts of each op in opsets 7 to 17 (the widest range; opset
+/* Input counts of each op in opsets 7 to 18 (the widest range; opset
  * specific limits are checked in the op's normalizer). Every supported op
  * has one output in inference; extra ONNX outputs are checked per op. */
 typedef struct OpInputs {
