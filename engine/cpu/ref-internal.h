@@ -167,3 +167,5 @@ REF_DECLARE_OP(copy);
 REF_DECLARE_OP(constant);
 REF_DECLARE_OP(shape);
 REF_DECLARE_OP(gather);
+REF_DECLARE_OP(slice);
+REF_DECLARE_OP(reduce);

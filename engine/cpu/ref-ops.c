@@ -353,6 +353,10 @@ static const RefOp ref_ops[_CVOPT_OP_MAX] = {
         [CVOPT_OP_CONSTANT] = REF_OP(constant),
         [CVOPT_OP_SHAPE] = REF_OP(shape),
         [CVOPT_OP_GATHER] = REF_OP(gather),
+        [CVOPT_OP_SLICE] = REF_OP(slice),
+        [CVOPT_OP_REDUCE_MEAN] = REF_OP(reduce),
+        [CVOPT_OP_REDUCE_MAX] = REF_OP(reduce),
+        [CVOPT_OP_REDUCE_SUM] = REF_OP(reduce),
 };
 
 const RefOp *ref_op_lookup(CvoptOp op) {

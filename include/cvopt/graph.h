@@ -52,6 +52,10 @@ typedef enum CvoptOp {
         CVOPT_OP_CONSTANT,
         CVOPT_OP_SHAPE,
         CVOPT_OP_GATHER,
+        CVOPT_OP_SLICE,
+        CVOPT_OP_REDUCE_MEAN,
+        CVOPT_OP_REDUCE_MAX,
+        CVOPT_OP_REDUCE_SUM,
         /* Quantized operators (docs/quantization.md): written by the
          * optimizer, never imported from ONNX. Activations are uint8 with
          * per-tensor scale/zero point in CvoptTensor.quant; weights int8 with

@@ -3,8 +3,8 @@
 
 /* Builds ONNX models in memory with the protobuf-c bindings, for importer
  * tests that need what Debian's test data lacks (old opsets, labels,
- * hostile fields). Included by test-onnx.c only (static helpers, cmocka
- * asserts). */
+ * hostile fields). Included by test-onnx.c and test-onnx-ops.c (static
+ * inline helpers, so that a file need not use all of them; cmocka asserts). */
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,7 +23,7 @@
 static void *arena[4096];
 static size_t arena_used;
 
-static void *arena_alloc(size_t size) {
+static inline void *arena_alloc(size_t size) {
         void *p = calloc(1, MAX(size, 1u));
 
         assert_non_null(p);
@@ -32,14 +32,14 @@ static void *arena_alloc(size_t size) {
         return p;
 }
 
-static int arena_free(void **state) {
+static inline int arena_free(void **state) {
         (void) state;
         while (arena_used > 0)
                 free(arena[--arena_used]);
         return 0;
 }
 
-static char *arena_strdup(const char *s) {
+static inline char *arena_strdup(const char *s) {
         char *p = arena_alloc(strlen(s) + 1);
 
         return strcpy(p, s);
@@ -55,7 +55,7 @@ static char *arena_strdup(const char *s) {
                 (array) = grown_;                                                         \
         } while (0)
 
-static Onnx__ModelProto *model_new(int64_t opset) {
+static inline Onnx__ModelProto *model_new(int64_t opset) {
         Onnx__ModelProto *m = arena_alloc(sizeof(*m));
         Onnx__OperatorSetIdProto *o = arena_alloc(sizeof(*o));
 
@@ -74,7 +74,7 @@ static Onnx__ModelProto *model_new(int64_t opset) {
 }
 
 /* A float tensor value_info; a negative dim is symbolic ("N"). */
-static Onnx__ValueInfoProto *value_info(const char *name, int32_t elem_type, size_t ndim, const int64_t *dims) {
+static inline Onnx__ValueInfoProto *value_info(const char *name, int32_t elem_type, size_t ndim, const int64_t *dims) {
         Onnx__ValueInfoProto *vi = arena_alloc(sizeof(*vi));
         Onnx__TypeProto *tp = arena_alloc(sizeof(*tp));
         Onnx__TypeProto__Tensor *tt = arena_alloc(sizeof(*tt));
@@ -107,18 +107,18 @@ static Onnx__ValueInfoProto *value_info(const char *name, int32_t elem_type, siz
         return vi;
 }
 
-static void add_input(Onnx__ModelProto *m, const char *name, size_t ndim, const int64_t *dims) {
+static inline void add_input(Onnx__ModelProto *m, const char *name, size_t ndim, const int64_t *dims) {
         APPEND(m->graph->n_input, m->graph->input,
                value_info(name, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, ndim, dims));
 }
 
-static void add_output(Onnx__ModelProto *m, const char *name) {
+static inline void add_output(Onnx__ModelProto *m, const char *name) {
         APPEND(m->graph->n_output, m->graph->output, value_info(name, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 0, NULL));
         m->graph->output[m->graph->n_output - 1]->type->tensor_type->shape = NULL;
 }
 
 /* A float initializer in raw_data. */
-static Onnx__TensorProto *add_float_init(Onnx__ModelProto *m, const char *name, size_t ndim, const int64_t *dims,
+static inline Onnx__TensorProto *add_float_init(Onnx__ModelProto *m, const char *name, size_t ndim, const int64_t *dims,
                                          const float *values, size_t count) {
         Onnx__TensorProto *t = arena_alloc(sizeof(*t));
 
@@ -138,7 +138,7 @@ static Onnx__TensorProto *add_float_init(Onnx__ModelProto *m, const char *name, 
         return t;
 }
 
-static Onnx__NodeProto *add_node(Onnx__ModelProto *m, const char *op, const char *in0, const char *in1,
+static inline Onnx__NodeProto *add_node(Onnx__ModelProto *m, const char *op, const char *in0, const char *in1,
                                  const char *out) {
         Onnx__NodeProto *n = arena_alloc(sizeof(*n));
         char *s;
@@ -160,7 +160,8 @@ static Onnx__NodeProto *add_node(Onnx__ModelProto *m, const char *op, const char
         return n;
 }
 
-static Onnx__AttributeProto *add_attr(Onnx__NodeProto *n, const char *name, Onnx__AttributeProto__AttributeType type) {
+static inline Onnx__AttributeProto *add_attr(Onnx__NodeProto *n, const char *name,
+                                             Onnx__AttributeProto__AttributeType type) {
         Onnx__AttributeProto *a = arena_alloc(sizeof(*a));
 
         onnx__attribute_proto__init(a);
@@ -171,21 +172,21 @@ static Onnx__AttributeProto *add_attr(Onnx__NodeProto *n, const char *name, Onnx
         return a;
 }
 
-static void attr_float(Onnx__NodeProto *n, const char *name, float v) {
+static inline void attr_float(Onnx__NodeProto *n, const char *name, float v) {
         Onnx__AttributeProto *a = add_attr(n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT);
 
         a->has_f = true;
         a->f = v;
 }
 
-static void attr_int(Onnx__NodeProto *n, const char *name, int64_t v) {
+static inline void attr_int(Onnx__NodeProto *n, const char *name, int64_t v) {
         Onnx__AttributeProto *a = add_attr(n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT);
 
         a->has_i = true;
         a->i = v;
 }
 
-static void add_label_prop(Onnx__ModelProto *m, const char *value) {
+static inline void add_label_prop(Onnx__ModelProto *m, const char *value) {
         Onnx__StringStringEntryProto *e = arena_alloc(sizeof(*e));
 
         onnx__string_string_entry_proto__init(e);
@@ -194,7 +195,7 @@ static void add_label_prop(Onnx__ModelProto *m, const char *value) {
         APPEND(m->n_metadata_props, m->metadata_props, e);
 }
 
-static int import_model(const Onnx__ModelProto *m, CvoptModel **ret) {
+static inline int import_model(const Onnx__ModelProto *m, CvoptModel **ret) {
         size_t size = onnx__model_proto__get_packed_size(m);
         uint8_t *buf = arena_alloc(size);
 
@@ -203,10 +204,47 @@ static int import_model(const Onnx__ModelProto *m, CvoptModel **ret) {
         return onnx_import_buffer(buf, size, "built.onnx", ret);
 }
 
-/* x[1,3,4,4] -> op -> y, the usual shape of our synthetic tests. */
-static const int64_t nchw[4] = { -1, 3, 4, 4 };
+/* An int64 initializer in raw_data (Slice parameters, axes). */
+static inline Onnx__TensorProto *add_int64_init(Onnx__ModelProto *m, const char *name, size_t count,
+                                                const int64_t *values) {
+        Onnx__TensorProto *t = arena_alloc(sizeof(*t));
 
-static Onnx__ModelProto *model_unary(int64_t opset, const char *op, Onnx__NodeProto **ret_node) {
+        onnx__tensor_proto__init(t);
+        t->name = arena_strdup(name);
+        t->has_data_type = true;
+        t->data_type = ONNX__TENSOR_PROTO__DATA_TYPE__INT64;
+        t->dims = arena_alloc(sizeof(int64_t));
+        t->dims[0] = (int64_t) count;
+        t->n_dims = 1;
+        t->has_raw_data = true;
+        t->raw_data.len = count * sizeof(int64_t);
+        t->raw_data.data = arena_alloc(t->raw_data.len);
+        if (count)
+                memcpy(t->raw_data.data, values, t->raw_data.len);
+        APPEND(m->graph->n_initializer, m->graph->initializer, t);
+        return t;
+}
+
+/* Appends one more input (name, or "" for an absent optional one) to n. */
+static inline void node_add_input(Onnx__NodeProto *n, const char *name) {
+        char *s = arena_strdup(name);
+
+        APPEND(n->n_input, n->input, s);
+}
+
+static inline void attr_ints(Onnx__NodeProto *n, const char *name, size_t count, const int64_t *values) {
+        Onnx__AttributeProto *a = add_attr(n, name, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS);
+
+        a->ints = arena_alloc(MAX(count, 1u) * sizeof(int64_t));
+        if (count)
+                memcpy(a->ints, values, count * sizeof(int64_t));
+        a->n_ints = count;
+}
+
+/* x[1,3,4,4] -> op -> y, the usual shape of our synthetic tests. */
+_unused_ static const int64_t nchw[4] = { -1, 3, 4, 4 };
+
+static inline Onnx__ModelProto *model_unary(int64_t opset, const char *op, Onnx__NodeProto **ret_node) {
         Onnx__ModelProto *m = model_new(opset);
 
         add_input(m, "x", 4, nchw);

@@ -371,8 +371,8 @@ static void test_unsupported(void **state) {
                                           &m),
                          -CVOPT_E_UNSUPPORTED);
         assert_non_null(strstr(cvopt_error_detail(), "opset 6 not supported"));
-        assert_int_equal(import_model(model_unary(18, "Relu", &n), &m), -CVOPT_E_UNSUPPORTED);
-        assert_non_null(strstr(cvopt_error_detail(), "opset 18 not supported"));
+        assert_int_equal(import_model(model_unary(19, "Relu", &n), &m), -CVOPT_E_UNSUPPORTED);
+        assert_non_null(strstr(cvopt_error_detail(), "opset 19 not supported"));
 
         mp = model_unary(13, "MaxPool", &n);
         attr_int(n, "storage_order", 1);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* ONNX node attributes: each op's table of the attributes it may carry in
- * opsets 7 to 17, with their types, and the copy of checked attributes onto
+ * opsets 7 to 18, with their types, and the copy of checked attributes onto
  * IR nodes under their ONNX names. An attribute not in the table (unknown,
  * or from an opset that does not have it) fails: the executor would ignore
  * it, and ignoring an attribute can give a silently wrong answer. */
@@ -99,6 +99,27 @@ static const AttrSpec shape_attrs[] = {
         { "end", CVOPT_ATTR_INT, 15, 0 },
         END,
 };
+/* Slice's parameters became inputs in opset 10. */
+static const AttrSpec slice_attrs[] = {
+        { "starts", CVOPT_ATTR_INTS, 0, 9 },
+        { "ends", CVOPT_ATTR_INTS, 0, 9 },
+        { "axes", CVOPT_ATTR_INTS, 0, 9 },
+        END,
+};
+/* The reductions' axes became an input in opset 18 (ReduceSum: 13), which
+ * also brought noop_with_empty_axes. */
+static const AttrSpec reduce_attrs[] = {
+        { "axes", CVOPT_ATTR_INTS, 0, 17 },
+        { "keepdims", CVOPT_ATTR_INT, 0, 0 },
+        { "noop_with_empty_axes", CVOPT_ATTR_INT, 18, 0 },
+        END,
+};
+static const AttrSpec reduce_sum_attrs[] = {
+        { "axes", CVOPT_ATTR_INTS, 0, 12 },
+        { "keepdims", CVOPT_ATTR_INT, 0, 0 },
+        { "noop_with_empty_axes", CVOPT_ATTR_INT, 13, 0 },
+        END,
+};
 static const AttrSpec no_attrs[] = { END };
 
 static const AttrSpec *const op_attrs[_CVOPT_OP_MAX] = {
@@ -134,6 +155,10 @@ static const AttrSpec *const op_attrs[_CVOPT_OP_MAX] = {
         [CVOPT_OP_CONSTANT] = no_attrs, /* its value attributes are read by onnx-nodes.c */
         [CVOPT_OP_SHAPE] = shape_attrs,
         [CVOPT_OP_GATHER] = axis_attrs,
+        [CVOPT_OP_SLICE] = slice_attrs,
+        [CVOPT_OP_REDUCE_MEAN] = reduce_attrs,
+        [CVOPT_OP_REDUCE_MAX] = reduce_attrs,
+        [CVOPT_OP_REDUCE_SUM] = reduce_sum_attrs,
 };
 
 static const char *attr_type_name(int type) {

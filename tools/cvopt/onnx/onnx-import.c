@@ -2,7 +2,7 @@
 /* ONNX model -> graph IR.
  *
  * The IR gives every op ONE meaning, whatever opset the model was exported
- * with (7 to 17 for the default domain; anything else fails, naming the
+ * with (7 to 18 for the default domain; anything else fails, naming the
  * opset). Where ONNX changed an op between opsets, the importer rewrites
  * the node into the IR's form:
  *
@@ -22,6 +22,14 @@
  *               and no coerce_2d. "axis" is always set explicitly.
  *   Reshape     the shape stays input 1 (often computed by Shape->Gather->
  *               Concat chains that a later pass folds); "allowzero" is kept.
+ *   Slice       the opset 10 form: data, starts, ends, [axes], [steps] as
+ *               inputs; opset < 10 attributes become constant int64 inputs.
+ *               Computed parameters stay (x.chunk() exports Shape->Gather->
+ *               Add->Div->Mul chains that shape inference folds); one that
+ *               does not fold fails there.
+ *   ReduceMean, axes are the ints attribute "axes", from the attribute or
+ *   ReduceMax,  from a constant int64 input (opset 18; ReduceSum 13), as
+ *   ReduceSum   for Squeeze. keepdims, noop_with_empty_axes are kept.
  *   BatchNorm   five inputs; inference only: training_mode = 1, spatial != 1
  *               (opset 7-8) or a read training output fails.
  *   Dropout     kept as a node (an identity in inference) with one input:

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
-/* ONNX import: reads an ONNX model (protobuf, opsets 7 to 17) into the
+/* ONNX import: reads an ONNX model (protobuf, opsets 7 to 18) into the
  * graph IR of include/cvopt/graph.h, normalizing the operator differences
  * between opsets so that every op has one meaning in the IR. The decisions
  * are listed at the top of onnx-import.c and in docs/onnx-import.md.

@@ -8,7 +8,7 @@
 #include "macro.h"
 #include "onnx-internal.h"
 
-/* Input counts of each op in opsets 7 to 17 (the widest range; opset
+/* Input counts of each op in opsets 7 to 18 (the widest range; opset
  * specific limits are checked in the op's normalizer). Every supported op
  * has one output in inference; extra ONNX outputs are checked per op. */
 typedef struct OpInputs {
@@ -50,6 +50,10 @@ static const OpInputs op_inputs[_CVOPT_OP_MAX] = {
         [CVOPT_OP_CONSTANT] = { 0, 0 },
         [CVOPT_OP_SHAPE] = { 1, 1 },
         [CVOPT_OP_GATHER] = { 2, 2 },
+        [CVOPT_OP_SLICE] = { 1, 5 },
+        [CVOPT_OP_REDUCE_MEAN] = { 1, 2 },
+        [CVOPT_OP_REDUCE_MAX] = { 1, 2 },
+        [CVOPT_OP_REDUCE_SUM] = { 1, 2 },
 };
 
 /* True if a later node or the graph reads the tensor called name: extra
@@ -126,11 +130,13 @@ static int normalize_clip(const OnnxNodeRef *ref, CvoptGraph *g, CvoptNode *n) {
         return 0;
 }
 
-static int normalize_axes(const OnnxNodeRef *ref, CvoptGraph *g, CvoptNode *n, bool required) {
+/* axes as the ints attribute "axes": from the attribute before opset
+ * input_since, from a constant int64 input from then on. */
+static int normalize_axes(const OnnxNodeRef *ref, CvoptGraph *g, CvoptNode *n, int64_t input_since, bool required) {
         const CvoptTensor *t;
         int r;
 
-        if (ref->imp->opset < 13) {
+        if (ref->imp->opset < input_since) {
                 if (n->n_inputs > 1)
                         return onnx_node_error(ref, -CVOPT_E_FORMAT, "%u inputs, opset %lld takes 1", n->n_inputs,
                                                (long long) ref->imp->opset);
@@ -143,7 +149,7 @@ static int normalize_axes(const OnnxNodeRef *ref, CvoptGraph *g, CvoptNode *n, b
                 if (required)
                         return onnx_node_error(ref, -CVOPT_E_FORMAT, "input 'axes' missing");
                 n->n_inputs = 1;
-                return 0; /* Squeeze without axes: every dim of size 1 */
+                return 0; /* Squeeze: every dim of size 1; a reduction: every dim */
         }
         if (!t->is_constant || !t->data)
                 return onnx_node_error(ref, -CVOPT_E_UNSUPPORTED,
@@ -152,13 +158,75 @@ static int normalize_axes(const OnnxNodeRef *ref, CvoptGraph *g, CvoptNode *n, b
         if (t->dtype != CVOPT_DTYPE_INT64 || t->ndim != 1 || t->dims[0] > 2 * CVOPT_MAX_DIMS)
                 return onnx_node_error(ref, -CVOPT_E_FORMAT, "axes input '%s' must be a short 1-D int64 tensor",
                                        t->name);
-        /* An empty axes list on Squeeze means the same as none. */
+        /* An empty axes list means the same as none (for a reduction,
+         * noop_with_empty_axes then decides). */
         if (t->dims[0] > 0 || required) {
                 r = cvopt_node_set_ints(n, "axes", (uint32_t) t->dims[0], t->data);
                 if (r < 0)
                         return r;
         }
         n->n_inputs = 1;
+        return 0;
+}
+
+/* Slice: the IR has the opset 10 form (data, starts, ends, axes, steps as
+ * inputs). Before 10, starts/ends/axes were attributes: they become
+ * constant int64 inputs named after the node's output. From 10 on they stay
+ * inputs even when computed at run time, since they are usually Shape ->
+ * Gather -> arithmetic chains that shape inference folds; a parameter that
+ * does not fold fails there, naming the node. */
+static int normalize_slice(const OnnxNodeRef *ref, CvoptGraph *g, CvoptNode *n) {
+        static const char *const names[] = { "starts", "ends", "axes" };
+        const char *output = g->tensors[n->outputs[0]].name;
+        int32_t inputs[1 + ELEMENTSOF(names)], *grown;
+        uint32_t count = 1;
+        int r;
+
+        if (ref->imp->opset >= 10) {
+                if (n->n_inputs < 3 || n->inputs[1] < 0 || n->inputs[2] < 0)
+                        return onnx_node_error(ref, -CVOPT_E_FORMAT, "inputs 'starts' and 'ends' are required");
+                return 0;
+        }
+        if (n->n_inputs > 1)
+                return onnx_node_error(ref, -CVOPT_E_FORMAT, "%u inputs, opset %lld Slice takes 1", n->n_inputs,
+                                       (long long) ref->imp->opset);
+        inputs[0] = n->inputs[0];
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                const CvoptAttr *a = cvopt_node_attr(n, names[i]);
+                int64_t *values;
+                char name[512];
+
+                if (!a) {
+                        if (i < 2)
+                                return onnx_node_error(ref, -CVOPT_E_FORMAT, "attribute '%s' missing", names[i]);
+                        continue;
+                }
+                values = malloc(MAX(a->count, 1u) * sizeof(int64_t));
+                if (!values)
+                        return -ENOMEM;
+                if (a->count > 0)
+                        memcpy(values, a->ints, a->count * sizeof(int64_t));
+                snprintf(name, sizeof(name), "%s/%s", output, names[i]);
+                r = cvopt_graph_add_constant(g, name, CVOPT_DTYPE_INT64, 1, (int64_t[]) { a->count }, values, true,
+                                             &inputs[count]);
+                if (r < 0) {
+                        free(values);
+                        return r == -EEXIST ? onnx_node_error(ref, -CVOPT_E_FORMAT,
+                                                              "cannot name the %s input: tensor '%s' exists",
+                                                              names[i], name)
+                                            : r;
+                }
+                count++;
+                r = cvopt_node_remove_attr(n, names[i]);
+                if (r < 0)
+                        return r;
+        }
+        grown = realloc(n->inputs, count * sizeof(int32_t));
+        if (!grown)
+                return -ENOMEM;
+        memcpy(grown, inputs, count * sizeof(int32_t));
+        n->inputs = grown;
+        n->n_inputs = count;
         return 0;
 }
 
@@ -246,9 +314,16 @@ static int normalize(const OnnxNodeRef *ref, CvoptGraph *g, CvoptNode *n) {
         case CVOPT_OP_CLIP:
                 return normalize_clip(ref, g, n);
         case CVOPT_OP_SQUEEZE:
-                return normalize_axes(ref, g, n, false);
+                return normalize_axes(ref, g, n, 13, false);
         case CVOPT_OP_UNSQUEEZE:
-                return normalize_axes(ref, g, n, true);
+                return normalize_axes(ref, g, n, 13, true);
+        case CVOPT_OP_REDUCE_SUM:
+                return normalize_axes(ref, g, n, 13, false);
+        case CVOPT_OP_REDUCE_MEAN:
+        case CVOPT_OP_REDUCE_MAX:
+                return normalize_axes(ref, g, n, 18, false);
+        case CVOPT_OP_SLICE:
+                return normalize_slice(ref, g, n);
         case CVOPT_OP_SOFTMAX:
                 return normalize_softmax(ref, n);
         case CVOPT_OP_DROPOUT:
