@@ -167,7 +167,9 @@ static void describe_settings(const OptimizeArgs *args, OptimizeReport *report) 
                  p->gptq ? ", GPTQ rounding" : "");
 }
 
-static void describe(const QuantizeReport *layers, OptimizeReport *report) {
+/* searched: the per-layer search ran, the only way layers get pruned
+ * without --prune (which describe_pruning() already told). */
+static void describe(const QuantizeReport *layers, bool searched, OptimizeReport *report) {
         uint64_t params = 0, params_float = 0;
         unsigned at8 = 0, at4 = 0, kept = 0;
         size_t used;
@@ -194,9 +196,14 @@ static void describe(const QuantizeReport *layers, OptimizeReport *report) {
                 zeros += (uint64_t) (l->sparsity * (double) l->params);
                 sparse_layers += l->sparsity >= 0.25;
         }
-        if (sparse_layers && !strstr(report->summary, "Pruned") && !strstr(report->summary, "Removed"))
+        if (sparse_layers && searched && !strstr(report->summary, "Pruned") && !strstr(report->summary, "Removed"))
                 used += (size_t) snprintf(report->summary + used, sizeof(report->summary) - used,
                                           "Pruned (OBS) %u layers to at least 25%% zeros; %.1f%% of all weights are 0. ",
+                                          sparse_layers, weights ? 100.0 * (double) zeros / (double) weights : 0.0);
+        else if (sparse_layers && !strstr(report->summary, "Pruned") && !strstr(report->summary, "Removed"))
+                /* Not pruning: small weights that round to 0 at 4 bits. */
+                used += (size_t) snprintf(report->summary + used, sizeof(report->summary) - used,
+                                          "Rounding left %u layers with at least 25%% zero weights (%.1f%% of all weights are 0). ",
                                           sparse_layers, weights ? 100.0 * (double) zeros / (double) weights : 0.0);
         used += (size_t) snprintf(report->summary + used, sizeof(report->summary) - used,
                                  "Quantized %u of %u weighted layers: %u with 8-bit and %u with 4-bit weights "
@@ -574,7 +581,7 @@ int optimize_run(const CvoptModel *float_model, const OptimizeArgs *args, Optimi
         r = provenance_save(quantized, args->source_path, &report);
         if (r < 0)
                 return r;
-        describe(layers, &report);
+        describe(layers, optimize_has_targets(args), &report);
         if (optimize_has_targets(args))
                 check_targets(args, &report);
         *ret_report = report;

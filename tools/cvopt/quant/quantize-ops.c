@@ -274,6 +274,7 @@ int builder_emit_quantized(Builder *b, uint32_t node_index) {
         case CVOPT_OP_SQUEEZE:
         case CVOPT_OP_UNSQUEEZE:
         case CVOPT_OP_TRANSPOSE:
+        case CVOPT_OP_SLICE:
         case CVOPT_OP_IDENTITY:
         case CVOPT_OP_DROPOUT:
                 return emit_data_movement(b, n);
