@@ -90,6 +90,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         # Issue 3: the "before" column is the number PyTorch measured.
         r = json_out(["eval", MODEL, "--data", "fashion-mnist:test", "--json", *SPEC])
+        float_eval = r
         check(r.get("n") == 10000, f"eval covers the 10000 test images ({r.get('n')})")
         check(abs(r.get("top1", -1) - reference["top1"]) <= 0.05,
               f"float top-1 {r.get('top1')} matches PyTorch's {reference['top1']} within 0.05")
@@ -114,6 +115,23 @@ def main():
         e = json_out(["eval", out, "--data", "fashion-mnist:test", "--json"])
         check(abs(e.get("top1", -1) - after.get("top1", -2)) < 1e-9,
               f"cvopt eval of the .cvm ({e.get('top1')}) equals the optimizer's after column ({after.get('top1')})")
+
+        # Issue 6: both models through OpenCL (PoCL in CI) give the CPU's labels
+        # on the whole test set, and the int8 one the CPU's logits byte for byte.
+        opencl_test = os.environ.get("CVOPT_OPENCL_MODEL_TEST")
+        if opencl_test:
+            for name, path, cpu_eval, spec in (("float", MODEL, float_eval, SPEC), ("int8", out, e, [])):
+                c = json_out(["eval", path, "--data", "fashion-mnist:test", "--backend", "opencl", "--json", *spec])
+                check(c.get("backend") == "opencl", f"{name} eval ran on opencl ({c.get('backend')})")
+                check(c.get("n") == 10000 and c.get("confusion") == cpu_eval.get("confusion"),
+                      f"{name}: opencl labels equal the cpu's on 10000 images (top-1 {c.get('top1')} vs {cpu_eval.get('top1')})")
+            p = subprocess.run([opencl_test], env={**os.environ, "CVOPT_TEST_MODEL": out},
+                               capture_output=True, text=True, timeout=900)
+            text = p.stdout + p.stderr
+            check(p.returncode == 0 and "PASSED" in text and "SKIPPED" not in text,
+                  "int8: opencl logits identical to the cpu's on every test image: " + text.strip()[-300:])
+        else:
+            print("no OpenCL in this build: the OpenCL checks are skipped")
 
         # Issue 5: the user's original task.
         out = os.path.join(tmp, "task.cvm")

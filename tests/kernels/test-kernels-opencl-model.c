@@ -4,8 +4,9 @@
  * identical, byte for byte (suite 'slow'). The model is the .cvm named by
  * CVOPT_TEST_MODEL, default models/fmnist-ref.cvm in the source tree
  * (made by `cvopt optimize` from the reference model); the test is skipped
- * when it is absent, since no model is committed yet. CVOPT_TEST_LIMIT
- * caps the image count. */
+ * when it is absent. No optimized model is committed: the slow 'optimize'
+ * integration test runs this binary on the int8 model it writes.
+ * CVOPT_TEST_LIMIT caps the image count. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
