@@ -21,7 +21,7 @@
 #   4. cvopt converts and runs each model:
 #          cvopt convert NAME.onnx -o NAME.cvm
 #          cvopt run NAME.cvm --input-raw NAME.input.bin --logits-out NAME.logits-cvopt.bin
-#   5. compare_logits.py compares ORT and cvopt against PyTorch.
+#   5. compare_logits.py compares PyTorch and cvopt against ORT.
 #   6. The reference model models/fmnist-ref.onnx runs in ORT and cvopt on the
 #      whole 10k Fashion-MNIST test set (one raw file, 10000 inputs back to
 #      back), both are scored (top-1/top-5) and their logits compared.
@@ -67,12 +67,13 @@ status=0
 for name in ${MODELS//,/ }; do
         base=$MODELS_DIR/$name
         node "$BENCH_DIR/ort_run.js" "$base.onnx" "$base.input.bin" "$base.logits-ort.bin" >/dev/null
-        files=("torch=$base.logits-torch.bin" "ort=$base.logits-ort.bin")
+        # ORT first: the reference every other engine is compared against.
+        files=("ort=$base.logits-ort.bin" "torch=$base.logits-torch.bin")
         if (( have_cvopt )); then
                 rm -f "$base.logits-cvopt.bin"
                 if "$CVOPT" convert "$base.onnx" -o "$base.cvm" &&
                    "$CVOPT" run "$base.cvm" --input-raw "$base.input.bin" \
-                                --logits-out "$base.logits-cvopt.bin"; then
+                                --logits-out "$base.logits-cvopt.bin" >/dev/null; then
                         files+=("cvopt=$base.logits-cvopt.bin")
                 else
                         echo "$name: cvopt failed" >&2
@@ -93,7 +94,7 @@ if [[ -f $FMNIST ]]; then
                 rm -f "$fm.logits-cvopt.bin"
                 if "$CVOPT" convert "$FMNIST" -o "$MODELS_DIR/fmnist-ref.cvm" &&
                    "$CVOPT" run "$MODELS_DIR/fmnist-ref.cvm" --input-raw "$fm.input.bin" \
-                                --logits-out "$fm.logits-cvopt.bin"; then
+                                --logits-out "$fm.logits-cvopt.bin" >/dev/null; then
                         echo "cvopt: $("$PYTHON" "$BENCH_DIR/fmnist_eval.py" score "$fm.logits-cvopt.bin")"
                         "$PYTHON" "$BENCH_DIR/compare_logits.py" --classes 10 \
                                 "ort=$fm.logits-ort.bin" "cvopt=$fm.logits-cvopt.bin" || status=1
