@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#ifndef CONF_DEFAULT_PATH /* set by meson from --sysconfdir */
 #define CONF_DEFAULT_PATH "/etc/cvoptd/cvoptd.conf"
+#endif
 #define CONF_MAX_ADMIN_IDS 64
 
 typedef enum CameraFormat {
