@@ -10,8 +10,12 @@
  *   FAKECAM_DATASET  dataset spec (default fashion-mnist:test)
  *   FAKECAM_COUNT    items to emit, then no more frames (default all)
  *   FAKECAM_FPS      frame rate (default: what S_PARM asks, else 30)
- *   FAKECAM_FORMATS  formats offered, comma-separated from yuyv,mjpeg
- *                    (default yuyv,mjpeg)
+ *   FAKECAM_FORMATS  formats offered, comma-separated from yuyv, mjpeg,
+ *                    nv12, grey, rgb24; ENUM_FMT lists them in that order
+ *                    and S_FMT falls back to the first (default yuyv,mjpeg)
+ *   FAKECAM_LINE_PAD bytes of padding after each line of an uncompressed
+ *                    format (default 0), so bytesperline is more than the
+ *                    pixels need, as with drivers that align lines
  *   FAKECAM_FAULTS   comma-separated faults, N counted in emitted frames:
  *     unplug=N:MS    after frame N the device disappears for MS ms
  *                    (ioctls fail with ENODEV, poll gives POLLERR, open
@@ -22,12 +26,28 @@
  *   FAKECAM_LOG      if set, a file where events are appended (for tests)
  *   FAKECAM_START_FILE  if set, no frame is emitted before this file exists
  *                    (so a test can subscribe before the first frame)
+ *
+ * Frames are the dataset item stretched (nearest neighbour) to the
+ * negotiated size, in the colour conventions cvoptd reads them with
+ * (daemon/preprocess.c), each reported in G_FMT/S_FMT:
+ *   YUYV   BT.601, full range (quantization FULL_RANGE); U from the even
+ *          pixel of a pair, V from the odd one
+ *   MJPEG  4:2:2 JPEG of the RGB pixels, quality 90 (colorspace JPEG)
+ *   NV12   BT.601, limited range (Y 16..235, UV 16..240; quantization
+ *          LIM_RANGE, the V4L2 default for YUV), a Y plane then an
+ *          interleaved UV plane at half resolution, UV averaged over each
+ *          2x2 block; both planes have the same bytesperline
+ *   GREY   the BT.601 luma, 1 byte per pixel, full range
+ *   RGB24  R, G, B, 3 bytes per pixel (colorspace SRGB, full range)
+ * sizeimage is bytesperline * height (* 3/2 for NV12); for MJPEG it is
+ * width * height * 2, room for any frame at quality 90.
  */
 
 /* Both the plain and the 64-bit names are defined below, so the header
  * must not rename one to the other. */
 #undef _FILE_OFFSET_BITS
 
+#include <assert.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -52,6 +72,21 @@
 
 #define MAX_BUFFERS 32
 #define MAX_FAULTS 16
+/* Padding beyond this is no driver's alignment, only a typo. */
+#define MAX_LINE_PAD 4096u
+
+/* The formats the fake can offer, in the order ENUM_FMT lists them. */
+static const struct {
+        const char *name; /* as in FAKECAM_FORMATS */
+        uint32_t fourcc;
+        const char *description;
+} formats[] = {
+        { "yuyv", V4L2_PIX_FMT_YUYV, "YUYV 4:2:2" },
+        { "mjpeg", V4L2_PIX_FMT_MJPEG, "Motion-JPEG" },
+        { "nv12", V4L2_PIX_FMT_NV12, "Y/UV 4:2:0" },
+        { "grey", V4L2_PIX_FMT_GREY, "8-bit Greyscale" },
+        { "rgb24", V4L2_PIX_FMT_RGB24, "24-bit RGB 8-8-8" },
+};
 
 typedef enum FaultKind { FAULT_UNPLUG, FAULT_EIO, FAULT_STALL, FAULT_SHORT } FaultKind;
 typedef struct Fault {
@@ -76,7 +111,8 @@ static struct {
         char dataset_spec[256];
         uint64_t count;
         uint32_t fps_env;
-        bool offer_yuyv, offer_mjpeg;
+        bool offer[ELEMENTSOF(formats)];
+        uint32_t line_pad;
         Fault faults[MAX_FAULTS];
         uint32_t n_faults;
         FILE *log;
@@ -85,6 +121,7 @@ static struct {
         CvoptDataset *dataset;
         int fd; /* the eventfd standing for the open device, or -1 */
         uint32_t width, height, pixelformat, fps;
+        uint32_t bytes_per_line, size_image; /* of the negotiated format */
         Buffer buffers[MAX_BUFFERS];
         uint32_t n_buffers;
         bool streaming;
@@ -149,6 +186,21 @@ static void parse_faults(const char *s) {
         free(copy);
 }
 
+static void parse_formats(const char *s) {
+        char *copy = strdup(s), *save = NULL;
+        for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+                size_t i = 0;
+                while (i < ELEMENTSOF(formats) && !streq(tok, formats[i].name))
+                        i++;
+                if (i == ELEMENTSOF(formats)) {
+                        fprintf(stderr, "fakecam: bad format \"%s\"\n", tok);
+                        abort();
+                }
+                cam.offer[i] = true;
+        }
+        free(copy);
+}
+
 static void init_once(void) {
         real_open = dlsym(RTLD_NEXT, "open");
         real_open64 = dlsym(RTLD_NEXT, "open64");
@@ -170,9 +222,12 @@ static void config_once(void) {
                  (e = getenv("FAKECAM_DATASET")) ? e : "fashion-mnist:test");
         cam.count = (e = getenv("FAKECAM_COUNT")) ? strtoull(e, NULL, 10) : UINT64_MAX;
         cam.fps_env = (e = getenv("FAKECAM_FPS")) ? (uint32_t) strtoul(e, NULL, 10) : 0;
-        e = getenv("FAKECAM_FORMATS");
-        cam.offer_yuyv = !e || strstr(e, "yuyv");
-        cam.offer_mjpeg = !e || strstr(e, "mjpeg");
+        parse_formats((e = getenv("FAKECAM_FORMATS")) ? e : "yuyv,mjpeg");
+        cam.line_pad = (e = getenv("FAKECAM_LINE_PAD")) ? (uint32_t) strtoul(e, NULL, 10) : 0;
+        if (cam.line_pad > MAX_LINE_PAD) {
+                fprintf(stderr, "fakecam: FAKECAM_LINE_PAD=%s, at most %u\n", e, MAX_LINE_PAD);
+                abort();
+        }
         if ((e = getenv("FAKECAM_FAULTS")))
                 parse_faults(e);
         if ((e = getenv("FAKECAM_START_FILE")))
@@ -194,32 +249,41 @@ static void ensure_config(void) {
         pthread_once(&once, config_once);
 }
 
-/* Nearest-neighbour stretch of an item to the frame: YUYV (full range,
- * U = V = 128 for gray) or a 4:2:2 JPEG of the same pixels. */
-static uint32_t render_locked(Buffer *b, const CvoptImage *img) {
-        uint32_t W = cam.width, H = cam.height;
-        bool mjpeg = cam.pixelformat == V4L2_PIX_FMT_MJPEG;
-        uint8_t *rgb = mjpeg ? malloc((size_t) W * H * 3) : NULL;
+/* The item's pixel under frame pixel (x, y): a nearest-neighbour stretch. */
+static inline void item_rgb(const CvoptImage *img, uint32_t x, uint32_t y, uint8_t ret_rgb[static 3]) {
+        uint32_t sx = (uint32_t) ((uint64_t) x * img->width / cam.width);
+        uint32_t sy = (uint32_t) ((uint64_t) y * img->height / cam.height);
+        const uint8_t *p = img->pixels + ((size_t) sy * img->width + sx) * img->channels;
+        ret_rgb[0] = p[0];
+        ret_rgb[1] = img->channels == 3 ? p[1] : p[0];
+        ret_rgb[2] = img->channels == 3 ? p[2] : p[0];
+}
 
-        for (uint32_t y = 0; y < H; y++) {
-                uint32_t sy = (uint32_t) ((uint64_t) y * img->height / H);
-                for (uint32_t x = 0; x < W; x++) {
-                        uint32_t sx = (uint32_t) ((uint64_t) x * img->width / W);
-                        const uint8_t *p = img->pixels + ((size_t) sy * img->width + sx) * img->channels;
-                        uint8_t R = p[0], G = img->channels == 3 ? p[1] : p[0], B = img->channels == 3 ? p[2] : p[0];
-                        if (mjpeg) {
-                                uint8_t *o = rgb + ((size_t) y * W + x) * 3;
-                                o[0] = R, o[1] = G, o[2] = B;
-                        } else {
-                                float Y = 0.299f * R + 0.587f * G + 0.114f * B;
-                                uint8_t *o = b->mem + ((size_t) y * W + x) * 2;
-                                o[0] = (uint8_t) (Y + 0.5f);
-                                o[1] = (uint8_t) ((x & 1) ? ((R - Y) / 1.402f + 128.5f) : ((B - Y) / 1.772f + 128.5f));
-                        }
-                }
-        }
-        if (!mjpeg)
-                return W * H * 2;
+/* BT.601 luma, the gray value preprocessing computes from RGB. */
+static inline float luma(const uint8_t rgb[static 3]) {
+        return 0.299f * rgb[0] + 0.587f * rgb[1] + 0.114f * rgb[2];
+}
+
+static inline uint8_t round_byte(float v) {
+        return v <= 0.f ? 0 : v >= 255.f ? 255 : (uint8_t) (v + 0.5f);
+}
+
+/* A line's padding is set to 0xff: a reader that took it for pixels would
+ * see a white column, and misclassify. */
+static void fill_line_pad(uint8_t *plane, uint32_t lines) {
+        uint32_t used = cam.bytes_per_line - cam.line_pad;
+        for (uint32_t y = 0; y < lines && cam.line_pad > 0; y++)
+                memset(plane + (size_t) y * cam.bytes_per_line + used, 0xff, cam.line_pad);
+}
+
+static uint32_t render_mjpeg(Buffer *b, const CvoptImage *img) {
+        uint32_t W = cam.width, H = cam.height;
+        uint8_t *rgb = malloc((size_t) W * H * 3);
+        if (!rgb)
+                abort();
+        for (uint32_t y = 0; y < H; y++)
+                for (uint32_t x = 0; x < W; x++)
+                        item_rgb(img, x, y, rgb + ((size_t) y * W + x) * 3);
         tjhandle tj = tjInitCompress();
         unsigned long size = b->length;
         unsigned char *dst = b->mem;
@@ -231,6 +295,84 @@ static uint32_t render_locked(Buffer *b, const CvoptImage *img) {
                 abort();
         }
         return (uint32_t) size;
+}
+
+/* Limited range (16..235 luma, 16..240 chroma), as most NV12 sources
+ * (ISPs, video decoders) deliver it and as V4L2 assumes for YUV by
+ * default: the daemon's limited-range path runs on a real format. Chroma
+ * is the average over each 2x2 block, as a decent scaler would make it. */
+static uint32_t render_nv12(Buffer *b, const CvoptImage *img) {
+        uint32_t W = cam.width, H = cam.height, bpl = cam.bytes_per_line;
+        uint8_t *luma_plane = b->mem, *chroma_plane = b->mem + (size_t) bpl * H;
+
+        for (uint32_t y = 0; y < H; y += 2)
+                for (uint32_t x = 0; x < W; x += 2) {
+                        float sum_b_minus_y = 0.f, sum_r_minus_y = 0.f;
+                        for (uint32_t dy = 0; dy < 2; dy++)
+                                for (uint32_t dx = 0; dx < 2; dx++) {
+                                        uint8_t rgb[3];
+                                        item_rgb(img, x + dx, y + dy, rgb);
+                                        float Y = luma(rgb);
+                                        luma_plane[(size_t) (y + dy) * bpl + x + dx] = round_byte(16.f + Y * (219.f / 255.f));
+                                        sum_b_minus_y += rgb[2] - Y;
+                                        sum_r_minus_y += rgb[0] - Y;
+                                }
+                        uint8_t *uv = chroma_plane + (size_t) (y / 2) * bpl + x;
+                        uv[0] = round_byte(128.f + sum_b_minus_y / 4.f / 1.772f * (224.f / 255.f));
+                        uv[1] = round_byte(128.f + sum_r_minus_y / 4.f / 1.402f * (224.f / 255.f));
+                }
+        fill_line_pad(luma_plane, H);
+        fill_line_pad(chroma_plane, H / 2);
+        return bpl * H + bpl * (H / 2);
+}
+
+/* The packed formats: YUYV (full range, U = V = 128 for gray), GREY and
+ * RGB24. */
+static uint32_t render_packed(Buffer *b, const CvoptImage *img) {
+        uint32_t W = cam.width, H = cam.height, bpl = cam.bytes_per_line;
+
+        for (uint32_t y = 0; y < H; y++) {
+                uint8_t *line = b->mem + (size_t) y * bpl;
+                for (uint32_t x = 0; x < W; x++) {
+                        uint8_t rgb[3];
+                        item_rgb(img, x, y, rgb);
+                        uint8_t R = rgb[0], G = rgb[1], B = rgb[2];
+                        switch (cam.pixelformat) {
+                        case V4L2_PIX_FMT_YUYV: {
+                                float Y = 0.299f * R + 0.587f * G + 0.114f * B;
+                                uint8_t *o = line + (size_t) x * 2;
+                                o[0] = (uint8_t) (Y + 0.5f);
+                                o[1] = (uint8_t) ((x & 1) ? ((R - Y) / 1.402f + 128.5f) : ((B - Y) / 1.772f + 128.5f));
+                                break;
+                        }
+                        case V4L2_PIX_FMT_GREY:
+                                line[x] = round_byte(luma(rgb));
+                                break;
+                        case V4L2_PIX_FMT_RGB24: {
+                                uint8_t *o = line + (size_t) x * 3;
+                                o[0] = R, o[1] = G, o[2] = B;
+                                break;
+                        }
+                        default:
+                                abort();
+                        }
+                }
+        }
+        fill_line_pad(b->mem, H);
+        return bpl * H;
+}
+
+static uint32_t render_locked(Buffer *b, const CvoptImage *img) {
+        /* S_FMT refuses a new format while buffers exist, so they fit it. */
+        assert(b->length >= cam.size_image);
+        switch (cam.pixelformat) {
+        case V4L2_PIX_FMT_MJPEG:
+                return render_mjpeg(b, img);
+        case V4L2_PIX_FMT_NV12:
+                return render_nv12(b, img);
+        default:
+                return render_packed(b, img);
+        }
 }
 
 static Fault *fault_at(FaultKind kind, uint64_t frame) {
@@ -410,24 +552,48 @@ int close(int fd) {
 }
 
 static bool offered(uint32_t fourcc) {
-        return (fourcc == V4L2_PIX_FMT_YUYV && cam.offer_yuyv) || (fourcc == V4L2_PIX_FMT_MJPEG && cam.offer_mjpeg);
+        for (size_t i = 0; i < ELEMENTSOF(formats); i++)
+                if (formats[i].fourcc == fourcc)
+                        return cam.offer[i];
+        return false;
 }
 
 static uint32_t first_offered(void) {
-        return cam.offer_yuyv ? V4L2_PIX_FMT_YUYV : cam.offer_mjpeg ? V4L2_PIX_FMT_MJPEG : V4L2_PIX_FMT_H264;
+        for (size_t i = 0; i < ELEMENTSOF(formats); i++)
+                if (cam.offer[i])
+                        return formats[i].fourcc;
+        return V4L2_PIX_FMT_H264;
 }
 
-static void fill_format(struct v4l2_format *f) {
+/* Line and image sizes of a format, as the driver reports them. */
+static void format_geometry(uint32_t fourcc, uint32_t w, uint32_t h, uint32_t *ret_bytes_per_line,
+                            uint32_t *ret_size_image) {
+        uint32_t bpl;
+        switch (fourcc) {
+        case V4L2_PIX_FMT_YUYV: bpl = w * 2 + cam.line_pad; break;
+        case V4L2_PIX_FMT_NV12:
+        case V4L2_PIX_FMT_GREY: bpl = w + cam.line_pad; break;
+        case V4L2_PIX_FMT_RGB24: bpl = w * 3 + cam.line_pad; break;
+        default:
+                /* Compressed: no lines; room for any JPEG of quality 90. */
+                *ret_bytes_per_line = 0;
+                *ret_size_image = w * h * 2;
+                return;
+        }
+        *ret_bytes_per_line = bpl;
+        *ret_size_image = fourcc == V4L2_PIX_FMT_NV12 ? bpl * h + bpl * (h / 2) : bpl * h;
+}
+
+static void fill_format(struct v4l2_format *f, uint32_t w, uint32_t h, uint32_t fourcc) {
         struct v4l2_pix_format *p = &f->fmt.pix;
         memset(p, 0, sizeof *p);
-        p->width = cam.width;
-        p->height = cam.height;
-        p->pixelformat = cam.pixelformat;
+        p->width = w;
+        p->height = h;
+        p->pixelformat = fourcc;
         p->field = V4L2_FIELD_NONE;
-        p->bytesperline = cam.pixelformat == V4L2_PIX_FMT_YUYV ? cam.width * 2 : 0;
-        p->sizeimage = cam.width * cam.height * 2;
-        p->colorspace = cam.pixelformat == V4L2_PIX_FMT_MJPEG ? V4L2_COLORSPACE_JPEG : V4L2_COLORSPACE_SRGB;
-        p->quantization = V4L2_QUANTIZATION_FULL_RANGE;
+        format_geometry(fourcc, w, h, &p->bytesperline, &p->sizeimage);
+        p->colorspace = fourcc == V4L2_PIX_FMT_MJPEG ? V4L2_COLORSPACE_JPEG : V4L2_COLORSPACE_SRGB;
+        p->quantization = fourcc == V4L2_PIX_FMT_NV12 ? V4L2_QUANTIZATION_LIM_RANGE : V4L2_QUANTIZATION_FULL_RANGE;
 }
 
 /* The device ioctls, with the lock held. Returns 0 or -errno. */
@@ -447,33 +613,38 @@ static int fake_ioctl_locked(unsigned long request, void *arg) {
         }
         case VIDIOC_ENUM_FMT: {
                 struct v4l2_fmtdesc *d = arg;
-                uint32_t list[2], n = 0;
-                if (cam.offer_yuyv)
-                        list[n++] = V4L2_PIX_FMT_YUYV;
-                if (cam.offer_mjpeg)
-                        list[n++] = V4L2_PIX_FMT_MJPEG;
+                size_t list[ELEMENTSOF(formats)], n = 0;
+                for (size_t i = 0; i < ELEMENTSOF(formats); i++)
+                        if (cam.offer[i])
+                                list[n++] = i;
                 if (d->type != V4L2_BUF_TYPE_VIDEO_CAPTURE || d->index >= n)
                         return -EINVAL;
-                d->pixelformat = list[d->index];
-                d->flags = list[d->index] == V4L2_PIX_FMT_MJPEG ? V4L2_FMT_FLAG_COMPRESSED : 0;
+                uint32_t index = d->index;
+                memset(d, 0, sizeof *d);
+                d->index = index;
+                d->type = V4L2_BUF_TYPE_VIDEO_CAPTURE;
+                d->pixelformat = formats[list[index]].fourcc;
+                d->flags = d->pixelformat == V4L2_PIX_FMT_MJPEG ? V4L2_FMT_FLAG_COMPRESSED : 0;
+                snprintf((char *) d->description, sizeof d->description, "%s", formats[list[index]].description);
                 return 0;
         }
         case VIDIOC_G_FMT:
-                fill_format(arg);
+                fill_format(arg, cam.width, cam.height, cam.pixelformat);
                 return 0;
         case VIDIOC_S_FMT:
         case VIDIOC_TRY_FMT: {
                 struct v4l2_format *f = arg;
-                if (cam.streaming && request == VIDIOC_S_FMT)
+                /* As videobuf2: no new format while buffers of the old one exist. */
+                if ((cam.streaming || cam.n_buffers > 0) && request == VIDIOC_S_FMT)
                         return -EBUSY;
                 uint32_t w = CLAMP(f->fmt.pix.width, 16u, 1920u) & ~1u, h = CLAMP(f->fmt.pix.height, 16u, 1080u) & ~1u;
                 /* Like real drivers: an unsupported format is replaced, not refused. */
                 uint32_t pf = offered(f->fmt.pix.pixelformat) ? f->fmt.pix.pixelformat : first_offered();
+                fill_format(f, w, h, pf);
                 if (request == VIDIOC_S_FMT) {
                         cam.width = w, cam.height = h, cam.pixelformat = pf;
-                        fill_format(f);
-                } else {
-                        f->fmt.pix.width = w, f->fmt.pix.height = h, f->fmt.pix.pixelformat = pf;
+                        cam.bytes_per_line = f->fmt.pix.bytesperline;
+                        cam.size_image = f->fmt.pix.sizeimage;
                 }
                 return 0;
         }
@@ -499,7 +670,7 @@ static int fake_ioctl_locked(unsigned long request, void *arg) {
                 if (r->count == 0)
                         return 0;
                 r->count = CLAMP(r->count, 2u, (uint32_t) MAX_BUFFERS);
-                size_t len = ALIGN_TO((size_t) cam.width * cam.height * 2, 4096);
+                size_t len = ALIGN_TO((size_t) cam.size_image, 4096);
                 for (uint32_t i = 0; i < r->count; i++) {
                         void *m = real_mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
                         if (m == MAP_FAILED)

@@ -581,11 +581,19 @@ def fakecam_env(extra=None, count=None):
     return env, start
 
 
-def case_fakecam(fmt):
+def case_fakecam(fmt, offer=None, line_pad=0):
+    """The real V4L2 path in format FMT: the daemon's labels on the fake
+    camera's frames give the accuracy `cvopt eval` measures on the same
+    images. OFFER: the formats the camera lists (FAKECAM_FORMATS; the
+    daemon must pick FMT among them); LINE_PAD: bytes of padding the camera
+    puts after each line (so bytesperline is not width * bytes per pixel)."""
     n, fps = 400, 40
     mpath = ref_model()
     log("model:", mpath)
-    env, start = fakecam_env({"FAKECAM_FPS": str(fps)}, n)
+    extra = {"FAKECAM_FPS": str(fps), "FAKECAM_LINE_PAD": str(line_pad)}
+    if offer:
+        extra["FAKECAM_FORMATS"] = offer
+    env, start = fakecam_env(extra, n)
     d = Daemon("/dev/video-fake0", "[camera]\nformat = %s\n" % fmt, env=env, fakecam=True, model_path=mpath)
     c = Client()
     c.request("subscribe")
@@ -775,6 +783,8 @@ def case_replay_formats():
         d.stop()
 
 
+ALL_FORMATS = "yuyv,mjpeg,nv12,grey,rgb24"
+
 CASES = {
     "replay-formats": case_replay_formats,
     "int8": case_int8,
@@ -788,6 +798,13 @@ CASES = {
     "subscribers": case_subscribers,
     "fakecam-yuyv": lambda: case_fakecam("yuyv"),
     "fakecam-mjpeg": lambda: case_fakecam("mjpeg"),
+    # The formats of ISPs and industrial cameras, offered among the others.
+    # NV12 comes in limited range with 64 bytes of padding a line (704 for
+    # 640 pixels, in both planes), RGB24 with 64 too (1984 bytes a line),
+    # GREY unpadded.
+    "fakecam-nv12": lambda: case_fakecam("nv12", ALL_FORMATS, line_pad=64),
+    "fakecam-grey": lambda: case_fakecam("grey", ALL_FORMATS),
+    "fakecam-rgb24": lambda: case_fakecam("rgb24", ALL_FORMATS, line_pad=64),
     "unplug": case_unplug,
     "faults": case_faults,
 }
