@@ -158,7 +158,11 @@ static int v4l2_start(Source *s) {
         v->bytes_per_line = fmt.fmt.pix.bytesperline;
         if (v->bytes_per_line == 0 && got != CAMERA_FORMAT_MJPEG)
                 v->bytes_per_line = s->width * (got == CAMERA_FORMAT_YUYV ? 2 : got == CAMERA_FORMAT_RGB24 ? 3 : 1);
-        v->full_range = fmt.fmt.pix.quantization == V4L2_QUANTIZATION_FULL_RANGE;
+        /* For YUV, a driver's default range follows the colorspace
+         * (V4L2_MAP_QUANTIZATION_DEFAULT): full for JPEG, else limited. */
+        v->full_range = fmt.fmt.pix.quantization == V4L2_QUANTIZATION_FULL_RANGE ||
+                        (fmt.fmt.pix.quantization == V4L2_QUANTIZATION_DEFAULT &&
+                         fmt.fmt.pix.colorspace == V4L2_COLORSPACE_JPEG);
 
         struct v4l2_streamparm parm = { .type = V4L2_BUF_TYPE_VIDEO_CAPTURE };
         parm.parm.capture.timeperframe = (struct v4l2_fract) { 1, c->camera_fps };
