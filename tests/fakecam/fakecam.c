@@ -30,8 +30,9 @@
  * Frames are the dataset item stretched (nearest neighbour) to the
  * negotiated size, in the colour conventions cvoptd reads them with
  * (daemon/preprocess.c), each reported in G_FMT/S_FMT:
- *   YUYV   BT.601, full range (quantization FULL_RANGE); U from the even
- *          pixel of a pair, V from the odd one
+ *   YUYV   BT.601, full range, reported as colorspace JPEG with quantization
+ *          DEFAULT (which V4L2 maps to full range, as some webcams say it);
+ *          U from the even pixel of a pair, V from the odd one
  *   MJPEG  4:2:2 JPEG of the RGB pixels, quality 90 (colorspace JPEG)
  *   NV12   BT.601, limited range (Y 16..235, UV 16..240; quantization
  *          LIM_RANGE, the V4L2 default for YUV), a Y plane then an
@@ -592,8 +593,11 @@ static void fill_format(struct v4l2_format *f, uint32_t w, uint32_t h, uint32_t 
         p->pixelformat = fourcc;
         p->field = V4L2_FIELD_NONE;
         format_geometry(fourcc, w, h, &p->bytesperline, &p->sizeimage);
-        p->colorspace = fourcc == V4L2_PIX_FMT_MJPEG ? V4L2_COLORSPACE_JPEG : V4L2_COLORSPACE_SRGB;
-        p->quantization = fourcc == V4L2_PIX_FMT_NV12 ? V4L2_QUANTIZATION_LIM_RANGE : V4L2_QUANTIZATION_FULL_RANGE;
+        p->colorspace = fourcc == V4L2_PIX_FMT_MJPEG || fourcc == V4L2_PIX_FMT_YUYV ? V4L2_COLORSPACE_JPEG
+                                                                                  : V4L2_COLORSPACE_SRGB;
+        p->quantization = fourcc == V4L2_PIX_FMT_NV12   ? V4L2_QUANTIZATION_LIM_RANGE
+                          : fourcc == V4L2_PIX_FMT_YUYV ? V4L2_QUANTIZATION_DEFAULT
+                                                        : V4L2_QUANTIZATION_FULL_RANGE;
 }
 
 /* The device ioctls, with the lock held. Returns 0 or -errno. */
