@@ -3,7 +3,7 @@
 #
 # cvopt on the CPU side by side with its peers, in one run (CONVENTIONS.md §12):
 # the reference model in cvopt fp32 (cpu-ref), cvopt int8 (cpu-simd, best ISA
-# and forced AVX2), ONNX Runtime fp32 and int8, PyTorch fp32 and int8, batch 1,
+# on 1 and 2 threads, and forced AVX2), ONNX Runtime fp32 and int8, PyTorch fp32 and int8, batch 1,
 # after warm-up; median and p90 latency, peak RSS, model sizes, top-1 on the
 # 10k Fashion-MNIST test set, and cvopt's per-layer times with achieved GOPS.
 #
@@ -116,12 +116,13 @@ bench_ort() { # MODEL THREADS
 }
 bench_torch() { $PY bench/torch_int8.py time --onnx "$MODEL" --runs "$RUNS" --warmup "$WARMUP" "$@"; }
 
-ENGINES=(cvopt-fp32 cvopt-int8 cvopt-int8-avx2 ort-fp32-t1 ort-fp32-t2 ort-int8-t1 ort-int8-t2
+ENGINES=(cvopt-fp32 cvopt-int8 cvopt-int8-t2 cvopt-int8-avx2 ort-fp32-t1 ort-fp32-t2 ort-int8-t1 ort-int8-t2
          torch-fp32-t1 torch-fp32-t2 torch-int8-onednn-t1 torch-int8-onednn-t2 torch-int8-qnnpack-t1)
 engine_run() {
         case "$1" in
         cvopt-fp32) bench_cvopt "$MODEL" --backend cpu-ref "${PREPROCESS[@]}" ;;
         cvopt-int8) bench_cvopt "$CVM" --backend cpu ;;
+        cvopt-int8-t2) bench_cvopt "$CVM" --backend cpu --threads 2 ;;
         cvopt-int8-avx2) CVOPT_CPU_ISA=avx2 bench_cvopt "$CVM" --backend cpu ;;
         ort-fp32-t1) bench_ort "$MODEL" 1 ;;
         ort-fp32-t2) bench_ort "$MODEL" 2 ;;

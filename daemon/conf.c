@@ -247,7 +247,7 @@ static int key_set(Conf *c, const char *section, const char *key, const char *v,
                 return parse_string(v, &c->opencl_device);
         }
         if (KEY("inference", "threads"))
-                RANGE(0, 256, c->threads, "an integer 0..256 (0: one per core)");
+                RANGE(0, 256, c->threads, "an integer 0..256 (0 or 1: one thread per inference)");
         if (KEY("inference", "top_k"))
                 RANGE(1, 100, c->top_k, "an integer 1..100");
         if (KEY("inference", "min_score")) {

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,15 +93,18 @@ size_t q_cols_bytes(const QPackedWeights *w, int64_t pixels) {
         return (size_t) (w->steps * padded * w->step) * (w->isa == Q_ISA_AVX512_VNNI ? 1 : 2);
 }
 
-void q_cols_pack_step(const QPackedWeights *w, const uint8_t *const *rows, int64_t pixels_padded, int64_t s, void *cols) {
-        int64_t p = 0;
+void q_cols_pack_step(const QPackedWeights *w, const uint8_t *const *rows, int64_t pixels_padded, int64_t s,
+                      int64_t pixel_begin, int64_t pixel_end, void *cols) {
+        int64_t p = pixel_begin;
+
+        assert(pixel_begin % 16 == 0 && pixel_end % 16 == 0 && pixel_end <= pixels_padded);
 
         if (w->isa == Q_ISA_AVX512_VNNI) {
                 uint8_t *dst = (uint8_t *) cols + (size_t) (s * pixels_padded) * 4;
 
 #if defined(__SSE2__)
                 /* 16 pixels of 4 rows -> 16 lanes of (k0, k1, k2, k3). */
-                for (; p + 16 <= pixels_padded; p += 16) {
+                for (; p + 16 <= pixel_end; p += 16) {
                         __m128i a = _mm_loadu_si128((const __m128i *) (rows[0] + p));
                         __m128i b = _mm_loadu_si128((const __m128i *) (rows[1] + p));
                         __m128i c = _mm_loadu_si128((const __m128i *) (rows[2] + p));
@@ -115,7 +119,7 @@ void q_cols_pack_step(const QPackedWeights *w, const uint8_t *const *rows, int64
                         _mm_storeu_si128((__m128i *) (o + 48), _mm_unpackhi_epi16(ab_hi, cd_hi));
                 }
 #endif
-                for (; p < pixels_padded; p++)
+                for (; p < pixel_end; p++)
                         for (int j = 0; j < 4; j++)
                                 dst[p * 4 + j] = rows[j][p];
                 return;
@@ -125,7 +129,7 @@ void q_cols_pack_step(const QPackedWeights *w, const uint8_t *const *rows, int64
 #if defined(__SSE2__)
         /* 16 pixels of 2 rows -> 16 pairs of int16 (k0, k1). */
         const __m128i zero = _mm_setzero_si128();
-        for (; p + 16 <= pixels_padded; p += 16) {
+        for (; p + 16 <= pixel_end; p += 16) {
                 __m128i a = _mm_loadu_si128((const __m128i *) (rows[0] + p));
                 __m128i b = _mm_loadu_si128((const __m128i *) (rows[1] + p));
                 __m128i lo = _mm_unpacklo_epi8(a, b), hi = _mm_unpackhi_epi8(a, b);
@@ -137,33 +141,36 @@ void q_cols_pack_step(const QPackedWeights *w, const uint8_t *const *rows, int64
                 _mm_storeu_si128((__m128i *) (o + 24), _mm_unpackhi_epi8(hi, zero));
         }
 #endif
-        for (; p < pixels_padded; p++)
+        for (; p < pixel_end; p++)
                 for (int j = 0; j < 2; j++)
                         dst[p * 2 + j] = rows[j][p];
 }
 
 /* Only x86 builds have the kernels; elsewhere q_isa_detect() says NONE and
  * the backend declines every op, so these are never reached. */
-void q_gemm(const QPackedWeights *w, const void *cols, int64_t pixels_padded, int32_t *acc) {
+void q_gemm(const QPackedWeights *w, const void *cols, int64_t pixels_padded, const QGemmTile *tile, int32_t *acc) {
+        assert(tile->pixel_begin % Q_PIXEL_BLOCK == 0 && tile->pixel_end % Q_PIXEL_BLOCK == 0);
+        assert(tile->pixel_end <= pixels_padded && tile->block_end <= DIV_ROUND_UP(w->channels, Q_OC_BLOCK));
 #if defined(__x86_64__)
         if (w->isa == Q_ISA_AVX512_VNNI)
-                q_gemm_vnni(w, cols, pixels_padded, acc);
+                q_gemm_vnni(w, cols, pixels_padded, tile, acc);
         else
-                q_gemm_avx2(w, cols, pixels_padded, acc);
+                q_gemm_avx2(w, cols, pixels_padded, tile, acc);
 #else
-        (void) w, (void) cols, (void) pixels_padded, (void) acc;
+        (void) w, (void) cols, (void) pixels_padded, (void) tile, (void) acc;
         abort();
 #endif
 }
 
-void q_gemv(const QPackedWeights *w, const uint8_t *x, int32_t *acc) {
+void q_gemv(const QPackedWeights *w, const uint8_t *x, int64_t channel_begin, int64_t channel_end, int32_t *acc) {
+        assert(0 <= channel_begin && channel_begin <= channel_end && channel_end <= w->channels);
 #if defined(__x86_64__)
         if (w->isa == Q_ISA_AVX512_VNNI)
-                q_gemv_vnni(w, x, acc);
+                q_gemv_vnni(w, x, channel_begin, channel_end, acc);
         else
-                q_gemv_avx2(w, x, acc);
+                q_gemv_avx2(w, x, channel_begin, channel_end, acc);
 #else
-        (void) w, (void) x, (void) acc;
+        (void) w, (void) x, (void) channel_begin, (void) channel_end, (void) acc;
         abort();
 #endif
 }

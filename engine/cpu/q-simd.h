@@ -61,18 +61,32 @@ static inline void q_cols_set(const QPackedWeights *w, void *cols, int64_t pixel
                 ((int16_t *) cols)[at] = value;
 }
 
-/* Packs step k of a column buffer from w->step rows of pixels_padded u8
- * values, one row per k value of the step (a row for k >= depth may hold
- * anything: its weights are 0). SSE2 interleaving where the compiler has
- * it, so the unrolled input is written in vectors, not byte by byte. */
-void q_cols_pack_step(const QPackedWeights *w, const uint8_t *const *rows, int64_t pixels_padded, int64_t s, void *cols);
+/* Packs pixels [pixel_begin, pixel_end) (multiples of 16) of step s of a
+ * column buffer from w->step rows of pixels_padded u8 values, one row per k
+ * value of the step (a row for k >= depth may hold anything: its weights
+ * are 0). SSE2 interleaving where the compiler has it, so the unrolled
+ * input is written in vectors, not byte by byte. */
+void q_cols_pack_step(const QPackedWeights *w, const uint8_t *const *rows, int64_t pixels_padded, int64_t s,
+                      int64_t pixel_begin, int64_t pixel_end, void *cols);
 
-/* acc [channels][pixels_padded] = packed weights x packed columns. */
-void q_gemm(const QPackedWeights *w, const void *cols, int64_t pixels_padded, int32_t *acc);
+/* A part of the GEMM that is computed on its own: output channel blocks
+ * [block_begin, block_end) (of Q_OC_BLOCK channels) times pixels
+ * [pixel_begin, pixel_end) (multiples of Q_PIXEL_BLOCK). Every accumulator
+ * is the same sum whichever tiles the GEMM is cut into, so threads that
+ * take different tiles give the one-thread result bit for bit. */
+typedef struct QGemmTile {
+        int64_t block_begin, block_end;
+        int64_t pixel_begin, pixel_end;
+} QGemmTile;
 
-/* acc[channels] = w x x for one row x of depth u8 values (x padded to
- * row_length with zeros by the caller: the buffer must be that long). */
-void q_gemv(const QPackedWeights *w, const uint8_t *x, int32_t *acc);
+/* acc[channels][pixels_padded] = packed weights x packed columns, within
+ * tile (other accumulators are left alone). */
+void q_gemm(const QPackedWeights *w, const void *cols, int64_t pixels_padded, const QGemmTile *tile, int32_t *acc);
+
+/* acc[c] = w[c] x x for c in [channel_begin, channel_end), for one row x
+ * of depth u8 values (x padded to row_length with zeros by the caller: the
+ * buffer must be that long). */
+void q_gemv(const QPackedWeights *w, const uint8_t *x, int64_t channel_begin, int64_t channel_end, int32_t *acc);
 
 /* out[i] = cvopt_requantize(acc[i] + bias, ...) for a row of n values of
  * one channel, vectorized. */
@@ -83,10 +97,10 @@ void q_requant_row(QIsa isa, const int32_t *acc, int64_t n, int32_t bias, int32_
 void q_maxpool2(QIsa isa, const uint8_t *x, int64_t height, int64_t width, uint8_t *y);
 
 /* ISA kernels (x86/ files, compiled with their own flags). */
-void q_gemm_avx2(const QPackedWeights *w, const void *cols, int64_t pixels_padded, int32_t *acc);
-void q_gemv_avx2(const QPackedWeights *w, const uint8_t *x, int32_t *acc);
-void q_gemm_vnni(const QPackedWeights *w, const void *cols, int64_t pixels_padded, int32_t *acc);
-void q_gemv_vnni(const QPackedWeights *w, const uint8_t *x, int32_t *acc);
+void q_gemm_avx2(const QPackedWeights *w, const void *cols, int64_t pixels_padded, const QGemmTile *tile, int32_t *acc);
+void q_gemv_avx2(const QPackedWeights *w, const uint8_t *x, int64_t channel_begin, int64_t channel_end, int32_t *acc);
+void q_gemm_vnni(const QPackedWeights *w, const void *cols, int64_t pixels_padded, const QGemmTile *tile, int32_t *acc);
+void q_gemv_vnni(const QPackedWeights *w, const uint8_t *x, int64_t channel_begin, int64_t channel_end, int32_t *acc);
 void q_maxpool2_avx2(const uint8_t *x, int64_t height, int64_t width, uint8_t *y);
 void q_requant_row_avx2(const int32_t *acc, int64_t n, int32_t bias, int32_t multiplier, int32_t shift,
                         int32_t zero_point, int32_t out_min, int32_t out_max, uint8_t *out);

@@ -13,7 +13,7 @@ void cmd_bench_help(FILE *f) {
                "Latency of one inference (batch 1) after warm-up: median and p90 over the runs,\n"
                "and the process's peak resident memory.\n\n"
                "  --backend B              cpu (default), cpu-ref, cpu-simd, opencl, auto\n"
-               "  --threads N              threads per inference, for backends that use them\n"
+               "  --threads N              threads per inference (cpu-simd; 0, 1: one)\n"
                "  --runs N                 timed runs (default 200)\n"
                "  --warmup N               untimed runs first (default 20)\n"
                "  --layers                 per-layer median times\n"

@@ -15,15 +15,15 @@
  * stay within AVX2's 16 registers. */
 #define ROWS 4
 
-void q_gemm_avx2(const QPackedWeights *w, const void *cols, int64_t pixels_padded, int32_t *acc) {
-        const int64_t blocks = DIV_ROUND_UP(w->channels, Q_OC_BLOCK), steps = w->steps;
+void q_gemm_avx2(const QPackedWeights *w, const void *cols, int64_t pixels_padded, const QGemmTile *tile, int32_t *acc) {
+        const int64_t steps = w->steps;
         const int16_t *c16 = cols;
 
-        for (int64_t ob = 0; ob < blocks; ob++) {
+        for (int64_t ob = tile->block_begin; ob < tile->block_end; ob++) {
                 const int32_t *wb = (const int32_t *) w->data + ob * steps * Q_OC_BLOCK;
 
                 for (int half = 0; half < Q_OC_BLOCK / ROWS; half++)
-                        for (int64_t p = 0; p < pixels_padded; p += 16) {
+                        for (int64_t p = tile->pixel_begin; p < tile->pixel_end; p += 16) {
                                 __m256i sum[ROWS][2];
 
 #pragma GCC unroll 4
@@ -68,12 +68,12 @@ static inline __m256i load_s8(const int8_t *p) {
         return _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *) p));
 }
 
-void q_gemv_avx2(const QPackedWeights *w, const uint8_t *x, int32_t *acc) {
+void q_gemv_avx2(const QPackedWeights *w, const uint8_t *x, int64_t channel_begin, int64_t channel_end, int32_t *acc) {
         const int8_t *rows = w->rows;
         const int64_t length = w->row_length;
-        int64_t c = 0;
+        int64_t c = channel_begin;
 
-        for (; c + 4 <= w->channels; c += 4) {
+        for (; c + 4 <= channel_end; c += 4) {
                 __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
                 const int8_t *r0 = rows + c * length;
 
@@ -90,7 +90,7 @@ void q_gemv_avx2(const QPackedWeights *w, const uint8_t *x, int32_t *acc) {
                 acc[c + 2] = hsum(s2);
                 acc[c + 3] = hsum(s3);
         }
-        for (; c < w->channels; c++) {
+        for (; c < channel_end; c++) {
                 __m256i s = _mm256_setzero_si256();
 
                 for (int64_t k = 0; k < length; k += 16) {

@@ -8,14 +8,14 @@
 #include "cvopt/quant.h"
 #include "macro.h"
 
-void q_gemm_vnni(const QPackedWeights *w, const void *cols, int64_t pixels_padded, int32_t *acc) {
-        const int64_t blocks = DIV_ROUND_UP(w->channels, Q_OC_BLOCK), steps = w->steps;
+void q_gemm_vnni(const QPackedWeights *w, const void *cols, int64_t pixels_padded, const QGemmTile *tile, int32_t *acc) {
+        const int64_t steps = w->steps;
         const uint8_t *c8 = cols;
 
-        for (int64_t ob = 0; ob < blocks; ob++) {
+        for (int64_t ob = tile->block_begin; ob < tile->block_end; ob++) {
                 const int32_t *wb = (const int32_t *) w->data + ob * steps * Q_OC_BLOCK;
 
-                for (int64_t p = 0; p < pixels_padded; p += Q_PIXEL_BLOCK) {
+                for (int64_t p = tile->pixel_begin; p < tile->pixel_end; p += Q_PIXEL_BLOCK) {
                         __m512i sum[Q_OC_BLOCK][2];
 
 #pragma GCC unroll 8
@@ -46,13 +46,13 @@ void q_gemm_vnni(const QPackedWeights *w, const void *cols, int64_t pixels_padde
         }
 }
 
-void q_gemv_vnni(const QPackedWeights *w, const uint8_t *x, int32_t *acc) {
+void q_gemv_vnni(const QPackedWeights *w, const uint8_t *x, int64_t channel_begin, int64_t channel_end, int32_t *acc) {
         const int8_t *rows = w->rows;
         const int64_t length = w->row_length;
-        int64_t c = 0;
+        int64_t c = channel_begin;
 
         /* Four rows at a time share each load of x. */
-        for (; c + 4 <= w->channels; c += 4) {
+        for (; c + 4 <= channel_end; c += 4) {
                 __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;
                 const int8_t *r0 = rows + c * length;
 
@@ -69,7 +69,7 @@ void q_gemv_vnni(const QPackedWeights *w, const uint8_t *x, int32_t *acc) {
                 acc[c + 2] = _mm512_reduce_add_epi32(s2);
                 acc[c + 3] = _mm512_reduce_add_epi32(s3);
         }
-        for (; c < w->channels; c++) {
+        for (; c < channel_end; c++) {
                 __m512i s = _mm512_setzero_si512();
 
                 for (int64_t k = 0; k < length; k += 64)
