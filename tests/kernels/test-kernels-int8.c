@@ -174,7 +174,8 @@ static void test_simd_matches_reference(void **state) {
 /* The 2x2 stride-2 max pool: odd channel counts and widths that leave
  * every remainder of the 32-wide loop. */
 static void test_maxpool2(void **state) {
-        static const int64_t shapes[][3] = { { 32, 28, 28 }, { 3, 14, 14 }, { 5, 10, 70 }, { 1, 2, 2 }, { 2, 6, 130 } };
+        static const int64_t shapes[][3] = { { 32, 28, 28 }, { 3, 14, 14 }, { 5, 10, 70 }, { 1, 2, 2 }, { 2, 6, 130 },
+                                             { 4, 4, 32 }, { 2, 4, 18 }, { 3, 6, 10 }, { 2, 2, 8 } };
         (void) state;
 
         if (q_isa_detect() == Q_ISA_NONE)

@@ -169,6 +169,41 @@ void q_maxpool2_avx2(const uint8_t *x, int64_t height, int64_t width, uint8_t *y
                         b = _mm256_and_si256(_mm256_max_epu8(b, _mm256_srli_epi16(b, 8)), low_bytes);
                         _mm256_storeu_si256((__m256i *) (o + ox), _mm256_permute4x64_epi64(_mm256_packus_epi16(a, b), 0xd8));
                 }
+                /* 8 outputs from 16 bytes per row; the last group may
+                 * overlap the previous one (it rewrites the same values),
+                 * so rows of 8..31 outputs (28x28 and 14x14 inputs) avoid
+                 * the scalar loop. */
+                if (out_w >= 8)
+                        for (;;) {
+                                if (ox + 8 > out_w) {
+                                        if (ox == out_w)
+                                                break;
+                                        ox = out_w - 8;
+                                }
+                                __m128i a = _mm_max_epu8(_mm_loadu_si128((const __m128i *) (r0 + 2 * ox)),
+                                                         _mm_loadu_si128((const __m128i *) (r1 + 2 * ox)));
+
+                                a = _mm_and_si128(_mm_max_epu8(a, _mm_srli_epi16(a, 8)), _mm256_castsi256_si128(low_bytes));
+                                _mm_storel_epi64((__m128i *) (o + ox), _mm_packus_epi16(a, a));
+                                ox += 8;
+                        }
+                /* The same with 4 outputs from 8 bytes (7x7 outputs). */
+                if (out_w >= 4 && out_w < 8)
+                        for (;;) {
+                                if (ox + 4 > out_w) {
+                                        if (ox == out_w)
+                                                break;
+                                        ox = out_w - 4;
+                                }
+                                __m128i a = _mm_max_epu8(_mm_loadl_epi64((const __m128i *) (r0 + 2 * ox)),
+                                                         _mm_loadl_epi64((const __m128i *) (r1 + 2 * ox)));
+                                int32_t four;
+
+                                a = _mm_and_si128(_mm_max_epu8(a, _mm_srli_epi16(a, 8)), _mm256_castsi256_si128(low_bytes));
+                                four = _mm_cvtsi128_si32(_mm_packus_epi16(a, a));
+                                memcpy(o + ox, &four, 4);
+                                ox += 4;
+                        }
                 for (; ox < out_w; ox++) {
                         uint8_t m0 = MAX(r0[2 * ox], r0[2 * ox + 1]), m1 = MAX(r1[2 * ox], r1[2 * ox + 1]);
 
