@@ -267,7 +267,10 @@ def markdown(r):
                 f"| cvopt int8 vs best peer int8, any thread count ({s[rt['best_peer_int8_any']]['config']}) | "
                 f"{speed(rt['int8_vs_best_peer_int8_any'])} | — | — |",
                 f"| cvopt int8 vs ONNX Runtime fp32, 1 thread | {speed(rt['int8_vs_ort_fp32_1thread'])} | — | — |",
-                f"| cvopt int8, AVX-512 VNNI path vs AVX2 path | {speed(rt['int8_avx512_vs_avx2'])} | — | — |", ""]
+                f"| cvopt int8, AVX-512 VNNI path vs AVX2 path | {speed(rt['int8_avx512_vs_avx2'])} | — | — |",
+                f"| cvopt int8, 2 threads vs 1 thread | {speed(rt['int8_2threads_vs_1thread'])} | — | — |",
+                f"| cvopt int8 vs ONNX Runtime int8, both on 2 threads | "
+                f"{speed(rt['int8_2threads_vs_ort_int8_2threads'])} | — | — |", ""]
         z = r["sizes_bytes"]
         out += ["## Model sizes", "", "| file | bytes |", "|---|---:|",
                 f"| float ONNX (`{r['model']}`) | {z['onnx_fp32']:,} |",
