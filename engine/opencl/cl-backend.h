@@ -83,6 +83,14 @@ static inline bool cl_window_fits_int(int64_t in_h, int64_t in_w, int64_t pad_h,
         return in_h + pad_h < (1 << 30) && in_w + pad_w < (1 << 30) && span_h < (1 << 30) && span_w < (1 << 30);
 }
 
+struct QWindow;
+
+/* Checks that a conv/pool window fits (cl_window_fits_int; else
+ * -CVOPT_E_UNSUPPORTED naming the node) and writes the window fields of its
+ * parameter block: input and output size, kernel, strides, pads,
+ * dilations (defined in cl-ops-int8.c, used by the float ops too). */
+int cl_window_params(const CvoptNode *n, const CvoptTensor *x, const struct QWindow *win, int32_t *params);
+
 static inline size_t cl_round_up(size_t value, size_t multiple) {
         return (value + multiple - 1) / multiple * multiple;
 }

@@ -129,23 +129,11 @@ static int prepare_conv(ClContext *c, const CvoptNode *n, ClNode *node) {
         if ((r = q_window_init(n, x->dims[2], x->dims[3], w->dims[2], w->dims[3], false, &win)) < 0 ||
             (r = fused_activation(n, &act, &act_params)) < 0)
                 return r;
-        if (!cl_window_fits_int(x->dims[2], x->dims[3], win.pad_top + win.pad_bottom, win.pad_left + win.pad_right,
-                                win.dilation_h * win.kernel_h, win.dilation_w * win.kernel_w))
-                return cvopt_error_set(-CVOPT_E_UNSUPPORTED, "node '%s': window too large for OpenCL", n->name);
+        r = cl_window_params(n, x, &win, params);
+        if (r < 0)
+                return r;
         params[P_IN_C] = (int32_t) x->dims[1];
-        params[P_IN_H] = (int32_t) x->dims[2];
-        params[P_IN_W] = (int32_t) x->dims[3];
         params[P_OUT_C] = (int32_t) channels;
-        params[P_OUT_H] = (int32_t) win.out_h;
-        params[P_OUT_W] = (int32_t) win.out_w;
-        params[P_KERNEL_H] = (int32_t) win.kernel_h;
-        params[P_KERNEL_W] = (int32_t) win.kernel_w;
-        params[P_STRIDE_H] = (int32_t) win.stride_h;
-        params[P_STRIDE_W] = (int32_t) win.stride_w;
-        params[P_PAD_TOP] = (int32_t) win.pad_top;
-        params[P_PAD_LEFT] = (int32_t) win.pad_left;
-        params[P_DILATION_H] = (int32_t) win.dilation_h;
-        params[P_DILATION_W] = (int32_t) win.dilation_w;
         params[P_GROUP_IN] = (int32_t) (x->dims[1] / group);
         params[P_GROUP_OUT] = (int32_t) (channels / group);
         params[P_DEPTH] = (int32_t) depth;
@@ -227,25 +215,11 @@ static int prepare_pool(ClContext *c, const CvoptNode *n, ClNode *node) {
                 r = q_window_init(n, x->dims[2], x->dims[3], 0, 0, cvopt_node_get_int(n, "ceil_mode", 0) != 0, &win);
                 if (r < 0)
                         return r;
-                if (!cl_window_fits_int(x->dims[2], x->dims[3], win.pad_top + win.pad_bottom, win.pad_left + win.pad_right,
-                                        win.dilation_h * win.kernel_h, win.dilation_w * win.kernel_w))
-                        return cvopt_error_set(-CVOPT_E_UNSUPPORTED, "node '%s': window too large for OpenCL", n->name);
         }
+        r = cl_window_params(n, x, &win, params);
+        if (r < 0)
+                return r;
         params[P_MODE] = n->op == CVOPT_OP_MAX_POOL || n->op == CVOPT_OP_GLOBAL_MAX_POOL;
-        params[P_IN_H] = (int32_t) x->dims[2];
-        params[P_IN_W] = (int32_t) x->dims[3];
-        params[P_OUT_H] = (int32_t) win.out_h;
-        params[P_OUT_W] = (int32_t) win.out_w;
-        params[P_KERNEL_H] = (int32_t) win.kernel_h;
-        params[P_KERNEL_W] = (int32_t) win.kernel_w;
-        params[P_STRIDE_H] = (int32_t) win.stride_h;
-        params[P_STRIDE_W] = (int32_t) win.stride_w;
-        params[P_PAD_TOP] = (int32_t) win.pad_top;
-        params[P_PAD_LEFT] = (int32_t) win.pad_left;
-        params[P_PAD_BOTTOM] = (int32_t) win.pad_bottom;
-        params[P_PAD_RIGHT] = (int32_t) win.pad_right;
-        params[P_DILATION_H] = (int32_t) win.dilation_h;
-        params[P_DILATION_W] = (int32_t) win.dilation_w;
         params[P_COUNT_PAD] = cvopt_node_get_int(n, "count_include_pad", 0) != 0;
         if ((r = cl_node_buffer(c, node, params, sizeof(params), &pm)) < 0 ||
             (r = cl_tensor_buffer(c, n->inputs[0], &xm)) < 0 || (r = cl_tensor_buffer(c, n->outputs[0], &ym)) < 0)

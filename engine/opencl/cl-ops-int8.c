@@ -20,6 +20,27 @@
  * 16) idles most of its work-items: depthwise and narrow groups go direct. */
 #define TILED_MIN_GROUP_OUT 8
 
+
+int cl_window_params(const CvoptNode *n, const CvoptTensor *x, const QWindow *win, int32_t *params) {
+        if (!cl_window_fits_int(x->dims[2], x->dims[3], win->pad_top + win->pad_bottom, win->pad_left + win->pad_right,
+                                win->dilation_h * win->kernel_h, win->dilation_w * win->kernel_w))
+                return cvopt_error_set(-CVOPT_E_UNSUPPORTED, "node '%s': window too large for OpenCL", n->name);
+        params[P_IN_H] = (int32_t) x->dims[2];
+        params[P_IN_W] = (int32_t) x->dims[3];
+        params[P_OUT_H] = (int32_t) win->out_h;
+        params[P_OUT_W] = (int32_t) win->out_w;
+        params[P_KERNEL_H] = (int32_t) win->kernel_h;
+        params[P_KERNEL_W] = (int32_t) win->kernel_w;
+        params[P_STRIDE_H] = (int32_t) win->stride_h;
+        params[P_STRIDE_W] = (int32_t) win->stride_w;
+        params[P_PAD_TOP] = (int32_t) win->pad_top;
+        params[P_PAD_LEFT] = (int32_t) win->pad_left;
+        params[P_PAD_BOTTOM] = (int32_t) win->pad_bottom;
+        params[P_PAD_RIGHT] = (int32_t) win->pad_right;
+        params[P_DILATION_H] = (int32_t) win->dilation_h;
+        params[P_DILATION_W] = (int32_t) win->dilation_w;
+        return 0;
+}
 static bool is_u8(const CvoptTensor *t) {
         return t && t->dtype == CVOPT_DTYPE_UINT8 && t->quant.count == 1;
 }
@@ -125,23 +146,11 @@ static int prepare_conv_gemm(ClContext *c, const CvoptNode *n, ClNode *node) {
                 r = q_window_init(n, x->dims[2], x->dims[3], w->dims[2], w->dims[3], false, &win);
                 if (r < 0)
                         return r;
-                if (!cl_window_fits_int(x->dims[2], x->dims[3], win.pad_top + win.pad_bottom, win.pad_left + win.pad_right,
-                                        win.dilation_h * win.kernel_h, win.dilation_w * win.kernel_w))
-                        return cvopt_error_set(-CVOPT_E_UNSUPPORTED, "node '%s': window too large for OpenCL", n->name);
+                r = cl_window_params(n, x, &win, params);
+                if (r < 0)
+                        return r;
                 params[P_BATCH] = (int32_t) x->dims[0];
                 params[P_IN_C] = (int32_t) x->dims[1];
-                params[P_IN_H] = (int32_t) x->dims[2];
-                params[P_IN_W] = (int32_t) x->dims[3];
-                params[P_OUT_H] = (int32_t) win.out_h;
-                params[P_OUT_W] = (int32_t) win.out_w;
-                params[P_KERNEL_H] = (int32_t) win.kernel_h;
-                params[P_KERNEL_W] = (int32_t) win.kernel_w;
-                params[P_STRIDE_H] = (int32_t) win.stride_h;
-                params[P_STRIDE_W] = (int32_t) win.stride_w;
-                params[P_PAD_TOP] = (int32_t) win.pad_top;
-                params[P_PAD_LEFT] = (int32_t) win.pad_left;
-                params[P_DILATION_H] = (int32_t) win.dilation_h;
-                params[P_DILATION_W] = (int32_t) win.dilation_w;
                 params[P_GROUP_IN] = (int32_t) (x->dims[1] / group);
                 params[P_GROUP_OUT] = (int32_t) (channels / group);
         } else {
@@ -201,13 +210,13 @@ static int prepare_pool(ClContext *c, const CvoptNode *n, ClNode *node) {
                 r = q_window_init(n, x->dims[2], x->dims[3], 0, 0, cvopt_node_get_int(n, "ceil_mode", 0) != 0, &win);
                 if (r < 0)
                         return r;
-                if (!cl_window_fits_int(x->dims[2], x->dims[3], win.pad_top + win.pad_bottom, win.pad_left + win.pad_right,
-                                        win.dilation_h * win.kernel_h, win.dilation_w * win.kernel_w))
-                        return cvopt_error_set(-CVOPT_E_UNSUPPORTED, "node '%s': window too large for OpenCL", n->name);
                 if (win.kernel_h * win.kernel_w > 65536)
                         return cvopt_error_set(-CVOPT_E_UNSUPPORTED, "node '%s': pool window too large", n->name);
                 counts = (uint32_t) (win.kernel_h * win.kernel_w) + 1;
         }
+        r = cl_window_params(n, x, &win, params);
+        if (r < 0)
+                return r;
         multiplier = calloc(counts, sizeof(int32_t));
         shift = calloc(counts, sizeof(int32_t));
         if (!multiplier || !shift)
@@ -230,20 +239,6 @@ static int prepare_pool(ClContext *c, const CvoptNode *n, ClNode *node) {
                 params[P_OUT_MAX] = rp.out_max;
         }
         params[P_MODE] = is_max ? 1 : 0;
-        params[P_IN_H] = (int32_t) x->dims[2];
-        params[P_IN_W] = (int32_t) x->dims[3];
-        params[P_OUT_H] = (int32_t) win.out_h;
-        params[P_OUT_W] = (int32_t) win.out_w;
-        params[P_KERNEL_H] = (int32_t) win.kernel_h;
-        params[P_KERNEL_W] = (int32_t) win.kernel_w;
-        params[P_STRIDE_H] = (int32_t) win.stride_h;
-        params[P_STRIDE_W] = (int32_t) win.stride_w;
-        params[P_PAD_TOP] = (int32_t) win.pad_top;
-        params[P_PAD_LEFT] = (int32_t) win.pad_left;
-        params[P_PAD_BOTTOM] = (int32_t) win.pad_bottom;
-        params[P_PAD_RIGHT] = (int32_t) win.pad_right;
-        params[P_DILATION_H] = (int32_t) win.dilation_h;
-        params[P_DILATION_W] = (int32_t) win.dilation_w;
         params[P_COUNT_PAD] = cvopt_node_get_int(n, "count_include_pad", 0) != 0;
         params[P_X_ZERO_POINT] = q_zero_point(x);
         params[P_Y_ZERO_POINT] = q_zero_point(y);
