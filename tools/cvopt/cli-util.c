@@ -84,3 +84,15 @@ void graph_stats(const CvoptGraph *g, GraphStats *ret) {
         }
         *ret = s;
 }
+
+int parse_count(const char *arg, unsigned long max, unsigned long *ret) {
+        char *end;
+        unsigned long v;
+
+        errno = 0;
+        v = strtoul(arg, &end, 10);
+        if (errno || *end || end == arg || v > max)
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}

@@ -109,6 +109,9 @@ int usage_error(const char *command, const char *format, ...) _printf_(2, 3);
 int usage_hint(const char *command);
 
 /* Reads a whole file (at most max_bytes); detail names the file. */
+/* A decimal count in 0..max (all of arg, no sign): 0 or -EINVAL. */
+int parse_count(const char *arg, unsigned long max, unsigned long *ret);
+
 int read_file_full(const char *path, size_t max_bytes, void **ret_data, size_t *ret_size);
 
 /* Counts over a graph, for info and convert's summary. */

@@ -42,8 +42,6 @@ int cmd_analyze(int argc, char **argv) {
         int c, r;
 
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
-                char *end;
-
                 switch (c) {
                 case 'h':
                         cmd_analyze_help(stdout);
@@ -56,11 +54,9 @@ int cmd_analyze(int argc, char **argv) {
                         break;
                 case 'l':
                 case 'n':
-                        errno = 0;
-                        unsigned long v = strtoul(optarg, &end, 10);
-                        if (errno || *end || end == optarg || v == 0)
+                        if (parse_count(optarg, ULONG_MAX, c == 'l' ? &limit : &calib_count) < 0 ||
+                            (c == 'l' ? limit : calib_count) == 0)
                                 return usage_error("analyze", "%s", "--val-limit/--calib-count need a positive count");
-                        *(c == 'l' ? &limit : &calib_count) = v;
                         break;
                 case 'j':
                         json = true;

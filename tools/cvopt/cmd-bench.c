@@ -37,7 +37,6 @@ int cmd_bench(int argc, char **argv) {
         int c, r;
 
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
-                char *end;
                 unsigned long v;
 
                 switch (c) {
@@ -50,9 +49,7 @@ int cmd_bench(int argc, char **argv) {
                 case 't':
                 case 'r':
                 case 'w':
-                        errno = 0;
-                        v = strtoul(optarg, &end, 10);
-                        if (errno || *end || end == optarg || v > 1000000 || (c == 'r' && v == 0))
+                        if (parse_count(optarg, 1000000, &v) < 0 || (c == 'r' && v == 0))
                                 return usage_error("bench", "%s", "--threads/--runs/--warmup need a count");
                         if (c == 't')
                                 bo.threads = (int) v;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <getopt.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdlib.h>
 
 #include "cli.h"
@@ -115,8 +116,6 @@ int cmd_eval(int argc, char **argv) {
         int c, r;
 
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
-                char *end;
-
                 switch (c) {
                 case 'h':
                         cmd_eval_help(stdout);
@@ -126,11 +125,8 @@ int cmd_eval(int argc, char **argv) {
                         break;
                 case 'l':
                 case 't':
-                        errno = 0;
-                        unsigned long v = strtoul(optarg, &end, 10);
-                        if (errno || *end || end == optarg || (c == 't' && v > 64))
+                        if (parse_count(optarg, c == 't' ? 64 : ULONG_MAX, c == 'l' ? &limit : &threads) < 0)
                                 return usage_error("eval", "%s", c == 'l' ? "--limit needs a count" : "--threads needs 1..64");
-                        *(c == 'l' ? &limit : &threads) = v;
                         break;
                 case 'b':
                         backend = optarg;

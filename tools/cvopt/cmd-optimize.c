@@ -70,18 +70,6 @@ enum {
         OPT_NO_EQUALIZE,
 };
 
-static int parse_count(const char *arg, unsigned long max, unsigned long *ret) {
-        char *end;
-        unsigned long v;
-
-        errno = 0;
-        v = strtoul(arg, &end, 10);
-        if (errno || *end || end == arg || v > max)
-                return -EINVAL;
-        *ret = v;
-        return 0;
-}
-
 static int write_report(const char *path, const OptimizeReport *report, bool json) {
         FILE *f = fopen(path, "we");
 
