@@ -20,25 +20,11 @@
 #include "cvopt/cvopt.h"
 #include "macro.h"
 
+#define QTEST_RNG_SEED 0x2545f4914f6cdd1dull
+#include "../unit/quant-test-util.h"
+
 DEFINE_TRIVIAL_CLEANUP_FUNC(CvoptGraph *, cvopt_graph_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(CvoptSession *, cvopt_session_free);
-
-static uint64_t rng_state = 0x2545f4914f6cdd1dull;
-static uint32_t rng(void) {
-        rng_state ^= rng_state << 13;
-        rng_state ^= rng_state >> 7;
-        rng_state ^= rng_state << 17;
-        return (uint32_t) (rng_state >> 11);
-}
-
-static void set_quant(CvoptTensor *t, float scale, int32_t zero_point) {
-        t->quant.axis = -1;
-        t->quant.count = 1;
-        t->quant.scale = malloc(sizeof(float));
-        t->quant.zero_point = malloc(sizeof(int32_t));
-        t->quant.scale[0] = scale;
-        t->quant.zero_point[0] = zero_point;
-}
 
 typedef struct Case {
         const char *what;

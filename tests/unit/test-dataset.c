@@ -16,25 +16,8 @@
 DEFINE_TRIVIAL_CLEANUP_FUNC(CvoptImage *, cvopt_image_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(CvoptDataset *, cvopt_dataset_free);
 
-static char tmpdir[] = "/tmp/cvopt-test-dataset-XXXXXX";
-
-static int setup(void **state) {
-        (void) state;
-        return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-        char cmd[128];
-        (void) state;
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-        return system(cmd) == 0 ? 0 : -1;
-}
-
-static char *tmp_path(const char *name) {
-        char *p;
-        assert_true(asprintf(&p, "%s/%s", tmpdir, name) > 0);
-        return p;
-}
+#define TMPDIR_TEMPLATE "/tmp/cvopt-test-dataset-XXXXXX"
+#include "tmpdir-fixture.h"
 
 static void write_file(const char *path, const void *data, size_t size) {
         FILE *f = fopen(path, "we");

@@ -12,25 +12,8 @@
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(CvoptImage *, cvopt_image_free);
 
-static char tmpdir[] = "/tmp/cvopt-test-image-XXXXXX";
-
-static int setup(void **state) {
-        (void) state;
-        return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-        char cmd[128];
-        (void) state;
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-        return system(cmd) == 0 ? 0 : -1;
-}
-
-static char *tmp_path(const char *name) {
-        char *p;
-        assert_true(asprintf(&p, "%s/%s", tmpdir, name) > 0);
-        return p;
-}
+#define TMPDIR_TEMPLATE "/tmp/cvopt-test-image-XXXXXX"
+#include "tmpdir-fixture.h"
 
 /* A pattern where every pixel and channel differs from its neighbours, so
  * a swapped channel, a transposed axis or an off-by-one row shows. */

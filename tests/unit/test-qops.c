@@ -14,26 +14,10 @@
 #include "cvopt/cvopt.h"
 #include "macro.h"
 
+#define QTEST_RNG_SEED 0x9e3779b97f4a7c15ull
+#include "quant-test-util.h"
+
 DEFINE_TRIVIAL_CLEANUP_FUNC(CvoptGraph *, cvopt_graph_free);
-
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-static uint32_t rng(void) {
-        rng_state ^= rng_state << 13;
-        rng_state ^= rng_state >> 7;
-        rng_state ^= rng_state << 17;
-        return (uint32_t) (rng_state >> 11);
-}
-
-static void set_quant(CvoptTensor *t, float scale, int32_t zero_point) {
-        t->quant.axis = -1;
-        t->quant.count = 1;
-        t->quant.scale = malloc(sizeof(float));
-        t->quant.zero_point = malloc(sizeof(int32_t));
-        assert_non_null(t->quant.scale);
-        assert_non_null(t->quant.zero_point);
-        t->quant.scale[0] = scale;
-        t->quant.zero_point[0] = zero_point;
-}
 
 static void test_quantize_multiplier(void **state) {
         const double values[] = { 1e-9, 0.000123, 0.0123, 0.25, 0.5, 0.7071, 0.99999999, 1.0, 3.5, 1000.0 };
